@@ -41,6 +41,8 @@ export class AdapterParseError extends DspexError {
   readonly lmResponse: string;
   readonly expectedFields: string[];
   readonly parsedResult?: Record<string, unknown>;
+  /** Tokens spent on the reply that failed to parse (so fallbacks can account for them). */
+  usage?: import("./lm/types.js").LMUsage;
   constructor(args: {
     adapterName: string;
     expectedFields: string[];

@@ -1,6 +1,6 @@
 // ChatAdapter: the exact prompt text DSPy 3.x produces, with `[[ ## field ## ]]` markers.
 import { AdapterParseError, DspexError } from "../errors.js";
-import type { ChatMessage, LM, LMSettings } from "../lm/types.js";
+import { addUsage, type ChatMessage, type LM, type LMSettings } from "../lm/types.js";
 import { pyJsonDumps, pyStr, pyStrip, dedent, splitLines } from "../python.js";
 import type { FieldDef, Signature } from "../signature/signature.js";
 import { annotationName, jsonSchema } from "../signature/types.js";
@@ -12,6 +12,11 @@ const FIELD_HEADER = /^\[\[ ## (\w+) ## \]\]/;
 export const INCOMPLETE_DEMO_PREFIX = "This is an example of the task, though some input or output fields are not supplied.";
 const MISSING_IN_INCOMPLETE_DEMO = "Not supplied for this particular example. ";
 const MISSING_IN_HISTORY = "Not supplied for this conversation history message. ";
+
+/** Add the tokens of a failed attempt to the result of the attempt that replaced it. */
+export function withSpentUsage(err: AdapterParseError, result: AdapterResult): AdapterResult {
+  return err.usage ? { ...result, usage: addUsage(err.usage, result.usage) } : result;
+}
 
 /** "{field}" plus, for typed outputs, the "# note: the value you produce ..." hint. */
 export function translateFieldType(f: FieldDef): string {
@@ -65,7 +70,7 @@ export class ChatAdapter implements Adapter {
       // Unlike DSPy, LM transport errors are not retried here: the LM layer already did.
       if (!(err instanceof AdapterParseError) || !this.useJsonAdapterFallback || this.name !== "ChatAdapter") throw err;
       const { JSONAdapter } = await import("./json.js");
-      return new JSONAdapter().call(lm, settings, signature, demos, inputs);
+      return withSpentUsage(err, await new JSONAdapter().call(lm, settings, signature, demos, inputs));
     }
   }
 
@@ -81,11 +86,16 @@ export class ChatAdapter implements Adapter {
     if (!Array.isArray(response.outputs) || response.outputs.length === 0) {
       throw new DspexError("adapter_parse", `the LM ${lm.model} returned no completions; check the model name and provider`);
     }
-    return {
-      completions: response.outputs.map((text) => this.parse(signature, text)),
-      usage: response.usage,
-      model: response.model,
-    };
+    try {
+      return {
+        completions: response.outputs.map((text) => this.parse(signature, text)),
+        usage: response.usage,
+        model: response.model,
+      };
+    } catch (err) {
+      if (err instanceof AdapterParseError) err.usage = response.usage;
+      throw err;
+    }
   }
 
   format(signature: Signature, demos: Record_[], inputs: Record_): ChatMessage[] {

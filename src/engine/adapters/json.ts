@@ -6,7 +6,7 @@ import { pyJsonDumps, pyStrip } from "../python.js";
 import type { FieldDef, Signature } from "../signature/signature.js";
 import { annotationName, jsonSchema } from "../signature/types.js";
 import type { AdapterResult } from "./adapter.js";
-import { ChatAdapter, translateFieldType } from "./chat.js";
+import { ChatAdapter, translateFieldType, withSpentUsage } from "./chat.js";
 import { parseValue, repairJson, toJsonable } from "./values.js";
 import type { Record_ } from "../example.js";
 
@@ -34,7 +34,8 @@ export class JSONAdapter extends ChatAdapter {
     } catch (err) {
       const retryable = err instanceof AdapterParseError || (err instanceof Error && (err as { code?: string }).code === "bad_request");
       if (!retryable) throw err;
-      return this.callOnce(lm, { ...settings, responseFormat: { type: "json_object" } }, signature, demos, inputs);
+      const result = await this.callOnce(lm, { ...settings, responseFormat: { type: "json_object" } }, signature, demos, inputs);
+      return err instanceof AdapterParseError ? withSpentUsage(err, result) : result;
     }
   }
 
