@@ -6,6 +6,8 @@ import { dirname } from "node:path";
 import { z } from "zod";
 import { ProgramStateError, DspexError } from "./errors.js";
 import { getRegistry } from "./registry.js";
+// Built-in module kinds must be registered before any program is rebuilt from data.
+import "./modules/builtins.js";
 import type { Module, ModuleSpec } from "./modules/module.js";
 
 export const DSPEX_FORMAT_VERSION = 1;
