@@ -171,6 +171,21 @@ export function dedent(text: string): string {
     .join("\n");
 }
 
+/** inspect.cleandoc(): DSPy stores signature instructions this way (docstring cleanup). */
+export function cleandoc(doc: string): string {
+  const lines = doc.replace(/\t/g, "        ").split("\n");
+  let margin = Infinity;
+  for (const line of lines.slice(1)) {
+    const content = line.replace(/^ +/, "");
+    if (content.length > 0) margin = Math.min(margin, line.length - content.length);
+  }
+  if (lines.length > 0) lines[0] = lines[0].replace(/^ +/, "");
+  if (margin < Infinity) for (let i = 1; i < lines.length; i++) lines[i] = lines[i].slice(margin);
+  while (lines.length > 0 && lines[0] === "") lines.shift();
+  while (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
+  return lines.join("\n");
+}
+
 /** str.splitlines() for the separators that matter in prompts (\n, \r\n, \r). */
 export function splitLines(text: string): string[] {
   if (text === "") return [];

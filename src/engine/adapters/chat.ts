@@ -200,8 +200,9 @@ export class ChatAdapter implements Adapter {
     for (const line of splitLines(completion)) {
       const m = FIELD_HEADER.exec(pyStrip(line));
       if (m) {
-        // Text after the header on the same line belongs to the field.
-        const rest = pyStrip(pyStrip(line).slice(m[0].length));
+        // Text after the header on the same line belongs to the field. DSPy slices the
+        // unstripped line at the stripped match's end; kept so replies parse identically.
+        const rest = pyStrip(line.slice(m[0].length));
         sections.push([m[1], rest ? [rest] : []]);
       } else sections[sections.length - 1][1].push(line);
     }

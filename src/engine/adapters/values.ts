@@ -63,9 +63,8 @@ export function parseValue(value: unknown, type: TypeExpr): unknown {
     throw new Error(`${reprShort(value)} is not one of (${type.values.map((x) => (typeof x === "string" ? `'${x}'` : pyStr(x))).join(", ")})`);
   }
   if (typeof value !== "string") return coerce(value, type);
-  // Optional[str]-style unions keep the raw text (pydantic validates the str directly).
-  if (type.kind === "union" && type.options.some((o) => o.kind === "str")) {
-    if (type.options.some((o) => o.kind === "none") && (value === "None" || value === "null")) return null;
+  // Optional[str]-style unions keep the raw text, even "None" (pydantic validates the str directly).
+  if (type.kind === "union" && type.options.some((o) => o.kind === "str") && type.options.some((o) => o.kind === "none")) {
     return value;
   }
   let candidate: unknown = value;

@@ -59,8 +59,9 @@ export interface LMErrorInit {
 export class LMError extends Error {
   readonly code: LMErrorCode;
   readonly retryable: boolean;
-  readonly provider?: string;
-  readonly model?: string;
+  /** Filled in by the LM client when the failing layer did not know it. */
+  provider?: string;
+  model?: string;
   readonly status?: number;
   readonly providerMessage?: string;
   readonly providerType?: string;

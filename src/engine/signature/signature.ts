@@ -5,6 +5,7 @@ import { annotationName, parseTypeExpr, typeToSpec, type TypeExpr, type TypeReso
 import { fromZod, isZodType } from "./zod.js";
 import type { ZodType } from "zod";
 import { getRegistry } from "../registry.js";
+import { cleandoc } from "../python.js";
 
 const registeredType: TypeResolver = (name) => {
   const types = getRegistry().types;
@@ -73,7 +74,8 @@ export class Signature {
     }
     this.inputFields = Object.freeze(fields.filter((f) => f.io === "input").map((f) => Object.freeze({ ...f })));
     this.outputFields = Object.freeze(fields.filter((f) => f.io === "output").map((f) => Object.freeze({ ...f })));
-    this.instructions = instructions ?? defaultInstructions(this.inputFields, this.outputFields);
+    // DSPy keeps instructions as a docstring and reads them through inspect.cleandoc.
+    this.instructions = cleandoc(instructions ?? defaultInstructions(this.inputFields, this.outputFields));
     Object.freeze(this);
   }
 
@@ -156,18 +158,30 @@ export class Signature {
     return this.insert(0, name, field);
   }
 
-  /** Insert among the inputs or the outputs (by the field's io); -1 appends, like DSPy. */
+  /**
+   * Insert among the inputs or the outputs (by the field's io); -1 appends, like DSPy.
+   * Inserting a name that exists follows DSPy's dict rebuild: the name takes the position
+   * of its first occurrence and the definition of its last (so ChainOfThought on a
+   * signature that already has `reasoning` moves the user's field to the front).
+   */
   insert(index: number, name: string, field: FieldMarker): Signature {
     const def = makeField(name, field.io, field);
     const inputs = this.inputFields.map((f) => ({ ...f }));
     const outputs = this.outputFields.map((f) => ({ ...f }));
     const list = def.io === "input" ? inputs : outputs;
-    let i = index < 0 ? list.length + 1 + index : index;
+    const i = index < 0 ? list.length + 1 + index : index;
     if (i < 0 || i > list.length) {
       throw new SignatureError("signature_field", `insert index ${index} is out of range for ${list.length} ${def.io} fields`);
     }
     list.splice(i, 0, def);
-    return new Signature([...inputs, ...outputs], this.instructions);
+    const combined = [...inputs, ...outputs];
+    const order: string[] = [];
+    const last = new Map<string, FieldDef>();
+    for (const f of combined) {
+      if (!last.has(f.name)) order.push(f.name);
+      last.set(f.name, f);
+    }
+    return new Signature(order.map((n) => last.get(n)!), this.instructions);
   }
 
   delete(name: string): Signature {
