@@ -25,6 +25,8 @@ export interface Settings {
   lmOverrides?: LMSettings;
   /** Per-predictor hints injected as a `hint_` input (Refine's feedback), keyed by predictor. */
   hints?: Map<object, string>;
+  /** Demos equal to this example are left out (bootstrapping must not show a teacher its own answer). */
+  excludeDemo?: Record_;
   /** Cancels LM calls made in this scope. */
   signal?: AbortSignal;
 }

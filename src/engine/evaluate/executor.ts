@@ -34,6 +34,8 @@ export interface Task {
   config?: LMSettings;
   /** Record every predictor call (bootstrapping needs the trace). */
   trace?: boolean;
+  /** Hide demos equal to this task's example from every predictor (bootstrapping). */
+  excludeExampleFromDemos?: boolean;
 }
 
 export interface TaskError {
@@ -103,6 +105,7 @@ export class PreparedProgram {
       ...(trace ? { trace } : {}),
       ...(task.config ? { lmOverrides: task.config } : {}),
       ...(signal ? { signal } : {}),
+      ...(task.excludeExampleFromDemos ? { excludeDemo: task.example } : {}),
     };
     let prediction;
     try {
@@ -161,56 +164,68 @@ export class LocalExecutor implements Executor {
     const done: TaskResult[] = [];
     let wake: (() => void) | undefined;
     let inFlight = 0;
+    let pulling = false;
     let exhausted = false;
     let failure: unknown;
     const signal = options.signal;
-
-    const pump = async (): Promise<void> => {
-      while (!exhausted && inFlight < limit && !signal?.aborted && failure === undefined) {
-        inFlight++;
-        let next: IteratorResult<Task>;
-        try {
-          next = await iterator.next();
-        } catch (e) {
-          inFlight--;
-          failure = e;
-          break;
-        }
-        if (next.done) {
-          inFlight--;
-          exhausted = true;
-          break;
-        }
-        const task = next.value;
-        let program: PreparedProgram;
-        try {
-          program = programOf(task.program);
-        } catch (e) {
-          inFlight--;
-          failure = e;
-          break;
-        }
-        program.runTask(task, signal).then((r) => {
-          inFlight--;
-          done.push(r);
-          wake?.();
-        });
-      }
-      wake?.();
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
     };
 
-    await pump();
+    // Pulls tasks while there is room. It runs beside the consumer loop (never awaited by
+    // it): a lazy task source may wait for results before producing more tasks.
+    const pump = async (): Promise<void> => {
+      if (pulling) return;
+      pulling = true;
+      try {
+        while (!exhausted && inFlight < limit && !signal?.aborted && failure === undefined) {
+          let next: IteratorResult<Task>;
+          try {
+            next = await iterator.next();
+          } catch (e) {
+            failure = e;
+            break;
+          }
+          if (next.done) {
+            exhausted = true;
+            break;
+          }
+          const task = next.value;
+          let program: PreparedProgram;
+          try {
+            program = programOf(task.program);
+          } catch (e) {
+            failure = e;
+            break;
+          }
+          inFlight++;
+          void program.runTask(task, signal).then((r) => {
+            inFlight--;
+            done.push(r);
+            notify();
+          });
+        }
+      } finally {
+        pulling = false;
+        notify();
+      }
+    };
+
+    void pump();
     while (true) {
       if (done.length > 0) {
-        const r = done.shift()!;
-        yield r;
-        await pump();
+        yield done.shift()!;
+        void pump();
         continue;
       }
       if (failure !== undefined) throw failure;
-      if (inFlight === 0 && (exhausted || signal?.aborted)) break;
+      if (inFlight === 0 && !pulling && (exhausted || signal?.aborted)) break;
       await new Promise<void>((res) => (wake = res));
-      wake = undefined;
+      // Deliver finished results before pulling more: a lazy task source decides what
+      // to run next from the results it has seen.
+      if (!pulling && done.length === 0) void pump();
     }
     if (signal?.aborted) throw new DspexError("input", "the run was cancelled");
   }

@@ -71,7 +71,8 @@ export class Predict extends Module {
       );
     }
     let signature = overrides.signature ?? this.signature;
-    const demos = (overrides.demos ?? this.demos).map(toRecord);
+    let demos = (overrides.demos ?? this.demos).map(toRecord);
+    if (ctx.excludeDemo) demos = demos.filter((d) => !sameRecord(d, ctx.excludeDemo!));
     const config: LMSettings & { signal?: AbortSignal } = { ...this.config, ...ctx.lmOverrides, ...overrides.config };
     if (ctx.signal) config.signal = ctx.signal;
     // DSPy samples with temperature 0.7 when asked for several completions at temperature 0.
@@ -153,6 +154,21 @@ export class Predict extends Module {
   override toSpec(): ModuleSpec {
     return { kind: "Predict", config: { signature: this.signature.toJSON(), ...(Object.keys(this.config).length ? { lmConfig: this.config } : {}) } };
   }
+}
+
+/** Example equality as DSPy's Example.__eq__: same keys, equal values. */
+export function sameRecord(a: Record_, b: Record_): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && deepEqual(a[k], b[k]));
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((x, i) => deepEqual(x, (b as unknown[])[i]));
+  return sameRecord(a as Record_, b as Record_);
 }
 
 function serializeDemo(d: Record_): Record_ {
