@@ -5,6 +5,8 @@ import { Command, CommanderError } from "commander";
 import { DspexError } from "../engine/errors.js";
 import { CliError } from "./errors.js";
 import { programCommand } from "./commands/program.js";
+import { evalCommand } from "./commands/eval.js";
+import { compileCommand } from "./commands/compile.js";
 import { DSPEX_VERSION } from "../engine/state.js";
 
 export async function main(argv: string[]): Promise<number> {
@@ -14,6 +16,8 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError()
     .exitOverride();
   program.addCommand(programCommand());
+  program.addCommand(evalCommand());
+  program.addCommand(compileCommand());
   for (const load of optionalCommands) {
     const cmd = await load();
     if (cmd) program.addCommand(cmd);

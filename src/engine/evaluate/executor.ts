@@ -2,6 +2,7 @@
 // small serialisable tasks (run program P on example i, optionally score it). The
 // LocalExecutor runs them in this process; a cluster executor ships the same tasks to
 // peers. Results stream back as they finish, in completion order.
+import { setMaxListeners } from "node:events";
 import { DspexError, errorMessage } from "../errors.js";
 import { Example, type Record_ } from "../example.js";
 import type { LMSettings, LMUsage } from "../lm/types.js";
@@ -168,6 +169,8 @@ export class LocalExecutor implements Executor {
     let exhausted = false;
     let failure: unknown;
     const signal = options.signal;
+    // Every in-flight LM call listens on the signal; that is expected, not a leak.
+    if (signal) setMaxListeners(0, signal);
     const notify = () => {
       const w = wake;
       wake = undefined;
