@@ -12,12 +12,13 @@ import { saveProgram } from "../../engine/state.js";
 import { BootstrapFewShot } from "../../engine/teleprompt/bootstrap.js";
 import { LabeledFewShot } from "../../engine/teleprompt/labeled.js";
 import { BootstrapFewShotWithRandomSearch } from "../../engine/teleprompt/random_search.js";
+import { MIPROv2 } from "../../engine/teleprompt/mipro.js";
 import type { Teleprompter } from "../../engine/teleprompt/teleprompter.js";
 import { CliError } from "../errors.js";
 import { addLMOptions, intFlag, openLM, type LMFlags } from "../lm_options.js";
 import { checkFields, loadProgramForCli, parseInputKeys } from "../program_io.js";
 
-export const OPTIMIZERS = ["labeled", "bootstrap", "random-search"] as const;
+export const OPTIMIZERS = ["labeled", "bootstrap", "random-search", "mipro"] as const;
 
 interface CompileFlags extends LMFlags {
   program: string;
@@ -31,6 +32,8 @@ interface CompileFlags extends LMFlags {
   maxLabeledDemos?: string;
   maxRounds?: string;
   numCandidates?: string;
+  numTrials?: string;
+  seed?: string;
   checkpoint?: string;
   inputKeys?: string;
   plugin?: string[];
@@ -48,9 +51,11 @@ export function compileCommand(): Command {
     .option("--out <file>", "where to save the compiled program", "compiled.json")
     .option("--concurrency <n>", "tasks in flight at once", "16")
     .option("--max-bootstrapped-demos <n>", "bootstrapped demos per predictor", "4")
-    .option("--max-labeled-demos <n>", "labeled demos per predictor", "16")
+    .option("--max-labeled-demos <n>", "labeled demos per predictor (default 16; mipro 4)")
     .option("--max-rounds <n>", "bootstrap attempts per example", "1")
-    .option("--num-candidates <n>", "random-search: candidate programs", "16")
+    .option("--num-candidates <n>", "random-search: candidate programs (default 16); mipro: candidates per predictor (default 6)")
+    .option("--num-trials <n>", "mipro: search trials (default from the number of candidates)")
+    .option("--seed <n>", "mipro: random seed", "9")
     .option("--checkpoint <file>", "append finished task results here and resume from them after a crash")
     .option("--input-keys <a,b>", "input fields (default: the program's inputs)")
     .option("--plugin <file...>", "local ES module(s) registering modules/metrics/tools")
@@ -64,9 +69,11 @@ export function compileCommand(): Command {
     resolveMetric(flags.metric);
     const concurrency = intFlag("concurrency", flags.concurrency, 16, 1);
     const maxBootstrappedDemos = intFlag("max-bootstrapped-demos", flags.maxBootstrappedDemos, 4);
-    const maxLabeledDemos = intFlag("max-labeled-demos", flags.maxLabeledDemos, 16);
+    const maxLabeledDemos = intFlag("max-labeled-demos", flags.maxLabeledDemos, flags.optimizer === "mipro" ? 4 : 16);
     const maxRounds = intFlag("max-rounds", flags.maxRounds, 1, 1);
-    const numCandidates = intFlag("num-candidates", flags.numCandidates, 16, 0);
+    const numCandidates = intFlag("num-candidates", flags.numCandidates, flags.optimizer === "mipro" ? 6 : 16, 0);
+    const numTrials = flags.numTrials === undefined ? undefined : intFlag("num-trials", flags.numTrials, 0, 1);
+    const seed = intFlag("seed", flags.seed, 9);
     const program = await loadProgramForCli(flags.program);
     const train = await readAll(flags.data);
     const inputKeys = parseInputKeys(flags.inputKeys) ?? checkFields(program, train, flags.data);
@@ -82,7 +89,9 @@ export function compileCommand(): Command {
         ? new LabeledFewShot({ k: maxLabeledDemos })
         : flags.optimizer === "bootstrap"
           ? new BootstrapFewShot({ metric: flags.metric, maxBootstrappedDemos, maxLabeledDemos, maxRounds })
-          : new BootstrapFewShotWithRandomSearch({ metric: flags.metric, maxBootstrappedDemos, maxLabeledDemos, maxRounds, numCandidatePrograms: numCandidates });
+          : flags.optimizer === "random-search"
+            ? new BootstrapFewShotWithRandomSearch({ metric: flags.metric, maxBootstrappedDemos, maxLabeledDemos, maxRounds, numCandidatePrograms: numCandidates })
+            : new MIPROv2({ metric: flags.metric, numCandidates: Math.max(1, numCandidates), numTrials, maxBootstrappedDemos, maxLabeledDemos, seed });
 
     const opened = await openLM(flags);
     const started = performance.now();
