@@ -43,3 +43,40 @@ export {
 } from "./registry.js";
 export { saveProgram, loadProgram, programToJSON, programFromJSON, parseProgramJSON, type ProgramJSON } from "./state.js";
 export * from "./lm/types.js";
+
+// LM layer: provider clients, resilience, cache, usage.
+export {
+  createLM,
+  lmFromState,
+  parseModelString,
+  LMClient,
+  LMError,
+  isLMError,
+  LMCache,
+  configureCache,
+  UsageTracker,
+  trackUsage,
+  setModelPrice,
+  inspectHistory,
+  closeAllPools,
+  type LMOptions,
+  type LMErrorCode,
+} from "./lm/index.js";
+
+// Evaluation and optimizers, all running their work through an Executor.
+export { Evaluate, type EvaluateOptions, type EvaluationResult, type ExampleResult } from "./evaluate/evaluate.js";
+export { LocalExecutor, PreparedProgram, type Executor, type Task, type TaskBatch, type TaskResult, type TraceRecord, type RunOptions } from "./evaluate/executor.js";
+export { CheckpointExecutor } from "./evaluate/checkpoint.js";
+export { resolveMetric, normalizeText, emScore, f1Score } from "./evaluate/metrics.js";
+export { readRecords, readAll } from "./evaluate/data.js";
+export { LabeledFewShot } from "./teleprompt/labeled.js";
+export { BootstrapFewShot, type BootstrapFewShotOptions } from "./teleprompt/bootstrap.js";
+export { BootstrapFewShotWithRandomSearch, type RandomSearchOptions } from "./teleprompt/random_search.js";
+export { MIPROv2, type MIPROOptions } from "./teleprompt/mipro.js";
+export type { Teleprompter, CompileOptions } from "./teleprompt/teleprompter.js";
+export { PyRandom } from "./teleprompt/pyrandom.js";
+
+import { getRegistry as registryForLM } from "./registry.js";
+import { lmFromState as lmFactory } from "./lm/index.js";
+// Saved programs' `lm` entries rebuild real clients (keys come from the environment).
+registryForLM().setLMFactory((state) => lmFactory(state));

@@ -59,7 +59,9 @@ describe("files saved by DSPy", () => {
     expect(p.demos).toHaveLength(2);
     expect(p.signature.instructions).toBe("Answer the question using the context.\nCite sources as title/section.");
     expect(p.signature.field("context")!.desc).toBe("Retrieved passages");
-    // No LM factory is registered in the bare engine: the entry is kept and saved back unchanged.
+    // The `lm` entry rebuilds a client (keys come from the environment, never the file)
+    // and saves back with the same settings.
+    expect(p.lm?.model).toBe("openai/gpt-4o-mini");
     expect(p.dumpState().lm).toMatchObject({ model: "openai/gpt-4o-mini", temperature: 0.7, max_tokens: 1000 });
     await expect(loadProgram(saved("synthetic_predict_flat.json"))).rejects.toThrow(/no 'dspex' section/);
   });
