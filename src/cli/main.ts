@@ -7,6 +7,8 @@ import { CliError } from "./errors.js";
 import { programCommand } from "./commands/program.js";
 import { evalCommand } from "./commands/eval.js";
 import { compileCommand } from "./commands/compile.js";
+import { demoCommand } from "./commands/demo.js";
+import { simLmCommand } from "./commands/sim-lm.js";
 import { DSPEX_VERSION } from "../engine/state.js";
 
 export async function main(argv: string[]): Promise<number> {
@@ -18,6 +20,8 @@ export async function main(argv: string[]): Promise<number> {
   program.addCommand(programCommand());
   program.addCommand(evalCommand());
   program.addCommand(compileCommand());
+  program.addCommand(demoCommand());
+  program.addCommand(simLmCommand());
   for (const load of optionalCommands) {
     const cmd = await load();
     if (cmd) program.addCommand(cmd);

@@ -137,6 +137,8 @@ export function simLmCommand(): Command {
     .option("--api-key <key>", "require this API key on every request")
     .option("--context-window <tokens>", "prompt + max tokens limit")
     .option("--json", "print one JSON line with the URL and options")
+    // Throw CommanderError (unknown flag: exit 2 in main) instead of exiting the process.
+    .exitOverride()
     .action(async (raw: RawFlags) => {
       const { options, json } = parseSimLmFlags(raw);
       let sim;
@@ -148,6 +150,16 @@ export function simLmCommand(): Command {
         if (code === "EADDRNOTAVAIL") throw new CliError(`sim-lm: cannot bind ${options.host}; use a local address, e.g. --host 127.0.0.1`, 2);
         throw err;
       }
+      // Handlers go in before the URL is printed: whoever reads it may signal at once.
+      const stopped = new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+          resolve();
+        };
+        process.on("SIGINT", stop);
+        process.on("SIGTERM", stop);
+      });
       const { apiKey: _secret, ...shown } = options;
       if (json) {
         process.stdout.write(
@@ -157,15 +169,7 @@ export function simLmCommand(): Command {
         process.stdout.write(`sim-lm listening on ${sim.url} (OpenAI base URL ${sim.url}/v1; GET ${sim.url}/stats)\n`);
       }
       // Serve until SIGINT/SIGTERM, then close and let the process exit normally.
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off("SIGINT", stop);
-          process.off("SIGTERM", stop);
-          resolve();
-        };
-        process.on("SIGINT", stop);
-        process.on("SIGTERM", stop);
-      });
+      await stopped;
       await sim.close();
       if (json) process.stdout.write(JSON.stringify({ event: "closed", stats: sim.stats() }) + "\n");
       else process.stdout.write("sim-lm stopped\n");
