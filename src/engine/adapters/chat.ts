@@ -105,8 +105,16 @@ export class ChatAdapter implements Adapter {
     return messages;
   }
 
+  /** Signatures are immutable, so each one's system message is built once per adapter. */
+  private readonly systemCache = new WeakMap<Signature, string>();
+
   formatSystemMessage(signature: Signature): string {
-    return `${this.formatFieldDescription(signature)}\n${this.formatFieldStructure(signature)}\n${this.formatTaskDescription(signature)}`;
+    let text = this.systemCache.get(signature);
+    if (text === undefined) {
+      text = `${this.formatFieldDescription(signature)}\n${this.formatFieldStructure(signature)}\n${this.formatTaskDescription(signature)}`;
+      this.systemCache.set(signature, text);
+    }
+    return text;
   }
 
   formatFieldDescription(signature: Signature): string {
