@@ -1,0 +1,336 @@
+// A channel: one libp2p protocol carrying length-prefixed CBOR frames, with
+// request/response (ids, timeouts), one-way messages, several streams per peer, awaited
+// writes (back-pressure), inbound budgets, and junk handling that counts and disconnects
+// a misbehaving peer instead of ever throwing into the process.
+import type { Libp2p, PeerId, Stream, Connection } from "@libp2p/interface";
+import { lpStream, type LengthPrefixedStream } from "@libp2p/utils";
+import type { ZodType } from "zod";
+import { decodeFrame, encodeFrame, Envelope } from "./codec.js";
+import { TokenBucket } from "./limits.js";
+import type { ChannelSpec } from "./specs.js";
+
+export class ChannelError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ChannelError";
+  }
+}
+
+export interface ChannelStats {
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  requests: number;
+  timeouts: number;
+  /** Rejected inbound frames by reason (oversize, undecodable, bad_envelope, bad_body, rate_limited, unknown_method). */
+  rejected: Record<string, number>;
+  /** Peers hung up on for sending junk. */
+  disconnects: number;
+  handlerErrors: number;
+}
+
+export interface RequestContext {
+  peer: string;
+}
+
+type Handler = { schema: ZodType; fn: (body: unknown, ctx: RequestContext) => unknown | Promise<unknown> };
+
+interface OutStream {
+  stream: Stream;
+  lp: LengthPrefixedStream;
+  writeChain: Promise<void>;
+  inflight: number;
+  closed: boolean;
+}
+
+/** Junk frames tolerated per peer (per minute) before we hang up on it. */
+const STRIKES_BEFORE_DISCONNECT = 3;
+
+export class Channel {
+  readonly stats: ChannelStats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, requests: 0, timeouts: 0, rejected: {}, disconnects: 0, handlerErrors: 0 };
+  private readonly handlers = new Map<string, Handler>();
+  private readonly listeners = new Map<string, Handler>();
+  private readonly pools = new Map<string, OutStream[]>();
+  private readonly opening = new Map<string, Promise<OutStream>>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; out: OutStream }>();
+  private readonly budgets = new Map<string, { frames: TokenBucket; bytes: TokenBucket; strikes: number[] }>();
+  private nextId = 1;
+  private stopped = false;
+
+  constructor(
+    private readonly node: Libp2p,
+    readonly spec: ChannelSpec,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.node.handle(this.spec.protocol, (stream, connection) => this.onInbound(stream, connection), {
+      maxInboundStreams: this.spec.maxInboundStreams,
+      maxOutboundStreams: Math.max(this.spec.streamsPerPeer, 4),
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new ChannelError("stopped", `${this.spec.name} channel stopped`));
+    }
+    this.pending.clear();
+    for (const pool of this.pools.values()) for (const s of pool) s.stream.abort(new Error("channel stopped"));
+    this.pools.clear();
+    await this.node.unhandle(this.spec.protocol).catch(() => undefined);
+  }
+
+  /** Serve requests of `method`; bodies failing `schema` are answered with bad_request. */
+  handle<B>(method: string, schema: ZodType<B>, fn: (body: B, ctx: RequestContext) => unknown | Promise<unknown>): void {
+    this.handlers.set(method, { schema, fn: fn as Handler["fn"] });
+  }
+
+  /** Receive one-way messages of `method`. */
+  on<B>(method: string, schema: ZodType<B>, fn: (body: B, ctx: RequestContext) => void | Promise<void>): void {
+    this.listeners.set(method, { schema, fn: fn as Handler["fn"] });
+  }
+
+  async request<R = unknown>(peer: PeerId, method: string, body: unknown, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<R> {
+    const id = this.nextId++;
+    const frame = this.encode({ t: 1, id, m: method, b: body });
+    const out = await this.streamTo(peer, options.signal);
+    this.stats.requests++;
+    out.inflight++;
+    return new Promise<R>((resolve, reject) => {
+      const timeoutMs = options.timeoutMs ?? this.spec.requestTimeoutMs;
+      const timer = setTimeout(() => {
+        if (this.pending.delete(id)) {
+          out.inflight--;
+          this.stats.timeouts++;
+          reject(new ChannelError("timeout", `${this.spec.name} request '${method}' to ${peer.toString()} timed out after ${timeoutMs} ms`));
+        }
+      }, timeoutMs);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, out });
+      options.signal?.addEventListener("abort", () => this.fail(id, new ChannelError("aborted", `${method} aborted`)), { once: true });
+      this.write(out, frame).catch((e) => this.fail(id, new ChannelError("connection", `${this.spec.name} write to ${peer.toString()} failed: ${(e as Error).message}`)));
+    });
+  }
+
+  /** Fire-and-forget message (still awaits the write, so callers feel back-pressure). */
+  async send(peer: PeerId, method: string, body: unknown, signal?: AbortSignal): Promise<void> {
+    const out = await this.streamTo(peer, signal);
+    await this.write(out, this.encode({ t: 4, m: method, b: body }));
+  }
+
+  private encode(env: Envelope): Uint8Array {
+    const bytes = encodeFrame(env);
+    if (bytes.length > this.spec.maxFrameBytes) {
+      throw new ChannelError("too_large", `${this.spec.name} frame of ${bytes.length} bytes exceeds the channel limit of ${this.spec.maxFrameBytes}; split the payload`);
+    }
+    return bytes;
+  }
+
+  private fail(id: number, err: Error): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    p.out.inflight--;
+    p.reject(err);
+  }
+
+  private async write(out: OutStream | { lp: LengthPrefixedStream; writeChain: Promise<void> }, bytes: Uint8Array): Promise<void> {
+    // One writer at a time per stream; awaiting the write is the back-pressure.
+    const next = out.writeChain.then(() => out.lp.write(bytes));
+    out.writeChain = next.catch(() => undefined);
+    await next;
+    this.stats.framesOut++;
+    this.stats.bytesOut += bytes.length;
+  }
+
+  private async streamTo(peer: PeerId, signal?: AbortSignal): Promise<OutStream> {
+    if (this.stopped) throw new ChannelError("stopped", `${this.spec.name} channel stopped`);
+    const key = peer.toString();
+    const pool = (this.pools.get(key) ?? []).filter((s) => !s.closed);
+    this.pools.set(key, pool);
+    const idle = pool.find((s) => s.inflight === 0);
+    if (idle) return idle;
+    if (pool.length < this.spec.streamsPerPeer) {
+      let opening = this.opening.get(key);
+      if (!opening) {
+        opening = this.open(peer, signal).finally(() => this.opening.delete(key));
+        this.opening.set(key, opening);
+      }
+      return opening;
+    }
+    return pool.reduce((a, b) => (b.inflight < a.inflight ? b : a));
+  }
+
+  private async open(peer: PeerId, signal?: AbortSignal): Promise<OutStream> {
+    let stream: Stream;
+    try {
+      stream = await this.node.dialProtocol(peer, this.spec.protocol, { signal: signal ?? AbortSignal.timeout(this.spec.requestTimeoutMs) });
+    } catch (e) {
+      throw new ChannelError("connection", `cannot open ${this.spec.name} stream to ${peer.toString()}: ${(e as Error).message}`);
+    }
+    const out: OutStream = { stream, lp: lpStream(stream, { maxDataLength: this.spec.maxFrameBytes }), writeChain: Promise.resolve(), inflight: 0, closed: false };
+    const key = peer.toString();
+    this.pools.set(key, [...(this.pools.get(key) ?? []), out]);
+    void this.readResponses(out, key);
+    return out;
+  }
+
+  private async readResponses(out: OutStream, peer: string): Promise<void> {
+    try {
+      while (true) {
+        const frame = await out.lp.read();
+        const bytes = frame.subarray();
+        this.stats.framesIn++;
+        this.stats.bytesIn += bytes.length;
+        const env = this.decode(bytes, peer);
+        if (!env) continue;
+        if (env.t === 2 || env.t === 3) {
+          const p = this.pending.get(env.id);
+          if (!p) continue; // late reply after a timeout
+          this.pending.delete(env.id);
+          clearTimeout(p.timer);
+          out.inflight--;
+          if (env.t === 2) p.resolve(env.b);
+          else p.reject(new ChannelError(env.c, env.e));
+        } else this.reject("bad_envelope", peer);
+      }
+    } catch (e) {
+      this.readFailed(e, peer);
+    } finally {
+      out.closed = true;
+      for (const [id, p] of this.pending) if (p.out === out) this.fail(id, new ChannelError("connection", `${this.spec.name} stream to ${peer} closed`));
+    }
+  }
+
+  private onInbound(stream: Stream, connection: Connection): void {
+    const peer = connection.remotePeer.toString();
+    const lp = lpStream(stream, { maxDataLength: this.spec.maxFrameBytes });
+    const writer = { lp, writeChain: Promise.resolve() };
+    const budget = this.budget(peer);
+    void (async () => {
+      try {
+        while (true) {
+          const frame = await lp.read();
+          const bytes = frame.subarray();
+          this.stats.framesIn++;
+          this.stats.bytesIn += bytes.length;
+          if (!budget.frames.take(1) || !budget.bytes.take(bytes.length)) {
+            this.reject("rate_limited", peer, false);
+            continue;
+          }
+          const env = this.decode(bytes, peer);
+          if (!env) {
+            // Undecodable input: stop reading this stream; the peer may try again on a new one.
+            stream.abort(new Error("junk frame"));
+            return;
+          }
+          if (env.t === 1) void this.serve(env, peer, writer);
+          else if (env.t === 4) void this.deliver(env, peer);
+          else this.reject("bad_envelope", peer);
+        }
+      } catch (e) {
+        this.readFailed(e, peer);
+        stream.abort(e instanceof Error ? e : new Error(String(e)));
+      }
+    })();
+  }
+
+  private async serve(env: Extract<Envelope, { t: 1 }>, peer: string, writer: { lp: LengthPrefixedStream; writeChain: Promise<void> }): Promise<void> {
+    const h = this.handlers.get(env.m);
+    let reply: Envelope;
+    if (!h) {
+      this.reject("unknown_method", peer, false);
+      reply = { t: 3, id: env.id, c: "unknown_method", e: `no '${env.m}' method on the ${this.spec.name} channel` };
+    } else {
+      const parsed = h.schema.safeParse(env.b);
+      if (!parsed.success) {
+        this.reject("bad_body", peer, false);
+        const issue = parsed.error.issues[0];
+        reply = { t: 3, id: env.id, c: "bad_request", e: `bad '${env.m}' request at ${issue.path.join(".") || "body"}: ${issue.message}` };
+      } else {
+        try {
+          reply = { t: 2, id: env.id, b: await h.fn(parsed.data, { peer }) };
+        } catch (e) {
+          this.stats.handlerErrors++;
+          const code = typeof (e as { code?: unknown }).code === "string" ? (e as { code: string }).code : "handler_error";
+          reply = { t: 3, id: env.id, c: code.slice(0, 64), e: String((e as Error)?.message ?? e).slice(0, 4096) };
+        }
+      }
+    }
+    try {
+      let bytes: Uint8Array;
+      try {
+        bytes = this.encode(reply);
+      } catch (e) {
+        bytes = this.encode({ t: 3, id: env.id, c: "too_large", e: (e as Error).message });
+      }
+      await this.write(writer, bytes);
+    } catch {
+      // The requester went away; nothing to do.
+    }
+  }
+
+  private async deliver(env: Extract<Envelope, { t: 4 }>, peer: string): Promise<void> {
+    const h = this.listeners.get(env.m);
+    if (!h) return this.reject("unknown_method", peer, false);
+    const parsed = h.schema.safeParse(env.b);
+    if (!parsed.success) return this.reject("bad_body", peer, false);
+    try {
+      await h.fn(parsed.data, { peer });
+    } catch {
+      this.stats.handlerErrors++;
+    }
+  }
+
+  private decode(bytes: Uint8Array, peer: string): Envelope | undefined {
+    let raw: unknown;
+    try {
+      raw = decodeFrame(bytes);
+    } catch {
+      this.reject("undecodable", peer);
+      return undefined;
+    }
+    const env = Envelope.safeParse(raw);
+    if (!env.success) {
+      this.reject("bad_envelope", peer);
+      return undefined;
+    }
+    return env.data;
+  }
+
+  private readFailed(e: unknown, peer: string): void {
+    const name = (e as Error)?.name ?? "";
+    if (name === "UnexpectedEOFError" || this.stopped) return;
+    if (name === "InvalidDataLengthError" || /length/i.test((e as Error)?.message ?? "")) this.reject("oversize", peer);
+  }
+
+  private budget(peer: string) {
+    let b = this.budgets.get(peer);
+    if (!b) {
+      b = { frames: new TokenBucket(this.spec.framesPerSecond), bytes: new TokenBucket(this.spec.bytesPerSecond), strikes: [] };
+      this.budgets.set(peer, b);
+    }
+    return b;
+  }
+
+  /** Count a rejected frame; junk (strike = true) from the same peer three times a minute disconnects it. */
+  private reject(reason: string, peer: string, strike = true): void {
+    this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1;
+    if (!strike || this.stopped) return;
+    const b = this.budget(peer);
+    const now = performance.now();
+    b.strikes = b.strikes.filter((t) => now - t < 60_000);
+    b.strikes.push(now);
+    if (b.strikes.length >= STRIKES_BEFORE_DISCONNECT) {
+      b.strikes = [];
+      this.stats.disconnects++;
+      const conns = this.node.getConnections().filter((c) => c.remotePeer.toString() === peer);
+      for (const c of conns) void c.close().catch(() => c.abort(new Error("junk")));
+    }
+  }
+}

@@ -1,0 +1,54 @@
+// The three channels. Each is its own libp2p protocol with its own frame limit, stream
+// parallelism and inbound budget, so bulk inference traffic cannot starve coordination.
+
+export type ChannelName = "inference" | "coordination" | "telemetry";
+
+export interface ChannelSpec {
+  name: ChannelName;
+  protocol: string;
+  /** Largest frame accepted or sent (bytes). */
+  maxFrameBytes: number;
+  /** Outbound streams opened per peer for parallel requests. */
+  streamsPerPeer: number;
+  /** Inbound streams a peer may hold open on this channel (per connection, libp2p-enforced). */
+  maxInboundStreams: number;
+  requestTimeoutMs: number;
+  /** Inbound budget per peer (token buckets refilled per second). */
+  framesPerSecond: number;
+  bytesPerSecond: number;
+}
+
+const MiB = 1024 * 1024;
+
+export const CHANNELS: Record<ChannelName, ChannelSpec> = {
+  inference: {
+    name: "inference",
+    protocol: "/dspex/inference/1.0.0",
+    maxFrameBytes: 4 * MiB,
+    streamsPerPeer: 4,
+    maxInboundStreams: 16,
+    requestTimeoutMs: 120_000,
+    framesPerSecond: 20_000,
+    bytesPerSecond: 512 * MiB,
+  },
+  coordination: {
+    name: "coordination",
+    protocol: "/dspex/coordination/1.0.0",
+    maxFrameBytes: 1 * MiB,
+    streamsPerPeer: 2,
+    maxInboundStreams: 8,
+    requestTimeoutMs: 10_000,
+    framesPerSecond: 10_000,
+    bytesPerSecond: 64 * MiB,
+  },
+  telemetry: {
+    name: "telemetry",
+    protocol: "/dspex/telemetry/1.0.0",
+    maxFrameBytes: 256 * 1024,
+    streamsPerPeer: 1,
+    maxInboundStreams: 4,
+    requestTimeoutMs: 10_000,
+    framesPerSecond: 2_000,
+    bytesPerSecond: 16 * MiB,
+  },
+};
