@@ -1,0 +1,102 @@
+// `dspex peer`, `dspex keygen`, `dspex status`.
+import { Command } from "commander";
+import { Peer } from "../../cluster/peer.js";
+import { loadOrCreateIdentity, readClusterKey, writeClusterKey } from "../../cluster/keys.js";
+import { jsonLogger, silentLogger } from "../../cluster/log.js";
+import { queryStatus } from "../../cluster/client.js";
+import { startMetricsServer } from "../../cluster/metrics.js";
+import { getRegistry } from "../../engine/registry.js";
+import { CliError } from "../errors.js";
+import { intFlag } from "../lm_options.js";
+
+interface PeerFlags {
+  listen: string[];
+  bootstrap?: string[];
+  keyFile?: string;
+  identity?: string;
+  capacity: string;
+  metricsPort?: string;
+  metricsHost: string;
+  plugin?: string[];
+  log?: string;
+  json?: boolean;
+  insecure?: boolean;
+}
+
+export function peerCommand(): Command {
+  return new Command("peer")
+    .description("run a cluster peer")
+    .option("--listen <multiaddr...>", "addresses to listen on", ["/ip4/127.0.0.1/tcp/0"])
+    .option("--bootstrap <multiaddr...>", "join the cluster through these peers (full address with /p2p/<id>)")
+    .option("--key-file <file>", "the cluster's pre-shared key (dspex keygen); required unless --insecure")
+    .option("--insecure", "run without a cluster key (anyone who can reach the port may join)")
+    .option("--identity <file>", "peer identity key file (created on first start), so the peer id survives restarts")
+    .option("--capacity <n>", "tasks this peer runs at once", "8")
+    .option("--metrics-port <port>", "serve Prometheus /metrics on this port")
+    .option("--metrics-host <host>", "address for /metrics", "127.0.0.1")
+    .option("--plugin <file...>", "local ES module(s) registering modules/metrics/tools")
+    .option("--log <level>", "JSON logs on stderr at this level (debug, info, warn, error)")
+    .option("--json", "print the listening event as one JSON line")
+    .action(async (flags: PeerFlags) => {
+      if (!flags.keyFile && !flags.insecure) {
+        throw new CliError("a peer needs the cluster key: pass --key-file cluster.key (create it once with 'dspex keygen --out cluster.key'), or --insecure for a throwaway local test");
+      }
+      if (flags.log && !["debug", "info", "warn", "error"].includes(flags.log)) throw new CliError(`--log must be debug, info, warn or error, got '${flags.log}'`);
+      const capacity = intFlag("capacity", flags.capacity, 8, 1);
+      const metricsPort = flags.metricsPort === undefined ? undefined : intFlag("metrics-port", flags.metricsPort, 0, 0);
+      for (const p of flags.plugin ?? []) await getRegistry().loadPlugin(p);
+      const clusterKey = flags.keyFile ? await readClusterKey(flags.keyFile) : undefined;
+      const identity = flags.identity ? await loadOrCreateIdentity(flags.identity) : undefined;
+      const logger = flags.log ? jsonLogger({ component: "peer" }, flags.log as "info") : silentLogger;
+      const peer = await Peer.start({ listen: flags.listen, bootstrap: flags.bootstrap, clusterKey, identity, capacity, logger });
+      const metrics = metricsPort !== undefined ? await startMetricsServer(peer, metricsPort, flags.metricsHost) : undefined;
+      if (flags.json) {
+        process.stdout.write(JSON.stringify({ event: "listening", peer: peer.id, addrs: peer.multiaddrs(), ...(metrics ? { metrics: metrics.url } : {}) }) + "\n");
+      } else {
+        process.stdout.write(`peer ${peer.id}\n${peer.multiaddrs().map((a) => `  listening on ${a}`).join("\n")}\n`);
+        if (metrics) process.stdout.write(`  metrics on ${metrics.url}\n`);
+      }
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+      await metrics?.close();
+      await peer.stop();
+      if (flags.json) process.stdout.write(JSON.stringify({ event: "stopped", peer: peer.id }) + "\n");
+    });
+}
+
+export function keygenCommand(): Command {
+  return new Command("keygen")
+    .description("write a new cluster key (copy the file to every peer)")
+    .requiredOption("--out <file>", "where to write the key")
+    .action(async (flags: { out: string }) => {
+      await writeClusterKey(flags.out);
+      process.stdout.write(`wrote cluster key to ${flags.out}; give it to every peer with --key-file\n`);
+    });
+}
+
+export function statusCommand(): Command {
+  return new Command("status")
+    .description("show a cluster's members, channel health, topology, leader and load")
+    .requiredOption("--join <multiaddr>", "any peer's full address")
+    .option("--key-file <file>", "the cluster key")
+    .option("--json", "machine-readable output")
+    .action(async (flags: { join: string; keyFile?: string; json?: boolean }) => {
+      const key = flags.keyFile ? await readClusterKey(flags.keyFile) : undefined;
+      const s = await queryStatus(flags.join, key);
+      if (flags.json) {
+        process.stdout.write(JSON.stringify(s) + "\n");
+        return;
+      }
+      process.stdout.write(`peer ${s.peer}  topology ${s.topology}  leader ${s.leader ?? "none"}  members ${s.members.length + 1}\n`);
+      for (const m of s.members) {
+        const ch = Object.entries(m.channels)
+          .map(([n, h]) => `${n} ${h?.ok ? `${h.rttMs} ms` : `DOWN (${h?.lastError ?? "?"})`}`)
+          .join(", ");
+        const load = m.telemetry ? `load ${m.telemetry.inflight}/${m.telemetry.capacity}, telemetry ${m.telemetry.ageMs} ms old` : "no telemetry yet";
+        process.stdout.write(`  ${m.id}  ${ch || "not probed yet"}; ${load}\n`);
+      }
+    });
+}
