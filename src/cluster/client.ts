@@ -48,6 +48,6 @@ export async function withClusterClient<R>(join: string, clusterKey: Uint8Array 
   }
 }
 
-export async function queryStatus(join: string, clusterKey: Uint8Array | undefined): Promise<StatusReport> {
-  return withClusterClient(join, clusterKey, async (ask) => (await ask("status")) as StatusReport);
+export async function queryStatus(join: string, clusterKey: Uint8Array | undefined, timeoutMs = 10_000): Promise<StatusReport> {
+  return withClusterClient(join, clusterKey, async (ask) => (await ask("status")) as StatusReport, timeoutMs);
 }

@@ -84,6 +84,8 @@ export class Peer {
   private readonly telemetry = new Map<string, { t: Telemetry; at: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly dialing = new Set<string>();
+  /** Peers that answered a member exchange: real DSPEx peers, not one-off clients. */
+  private readonly confirmed = new Set<string>();
   private seq = 0;
   private stopped = false;
   /** Local load, updated by whoever runs tasks on this peer. */
@@ -167,7 +169,10 @@ export class Peer {
     this.node.addEventListener("peer:identify", (evt) => {
       if (evt.detail.protocols.includes(CHANNELS.coordination.protocol)) void this.exchangeMembers(evt.detail.peerId);
     });
-    this.node.addEventListener("peer:disconnect", (evt) => this.health.delete(evt.detail.toString()));
+    this.node.addEventListener("peer:disconnect", (evt) => {
+      this.health.delete(evt.detail.toString());
+      this.confirmed.delete(evt.detail.toString());
+    });
 
     const tick = (ms: number, fn: () => Promise<void> | void) => {
       const t = setInterval(() => {
@@ -182,17 +187,12 @@ export class Peer {
     this.log.info("peer started", { peer: this.id, addrs: this.multiaddrs() });
   }
 
-  /** Peers that speak DSPEx (identify saw our coordination protocol). */
+  /** Connected cluster members (peers that answered a member exchange). */
   async dspexPeers(): Promise<PeerId[]> {
     const out: PeerId[] = [];
     for (const c of this.node.getConnections()) {
       if (out.some((p) => p.equals(c.remotePeer))) continue;
-      try {
-        const info = await this.node.peerStore.get(c.remotePeer);
-        if (info.protocols.includes(CHANNELS.coordination.protocol)) out.push(c.remotePeer);
-      } catch {
-        // not identified yet
-      }
+      if (this.confirmed.has(c.remotePeer.toString())) out.push(c.remotePeer);
     }
     return out;
   }
@@ -218,6 +218,7 @@ export class Peer {
     }
     const parsed = MembersReply.safeParse(reply);
     if (!parsed.success) return;
+    this.confirmed.add(peer.toString());
     const connected = new Set(this.node.getConnections().map((c) => c.remotePeer.toString()));
     for (const m of parsed.data.members) {
       if (m.id === this.id || connected.has(m.id) || this.dialing.has(m.id) || m.addrs.length === 0) continue;
@@ -237,7 +238,15 @@ export class Peer {
   }
 
   private async refreshMembers(): Promise<void> {
-    for (const p of await this.dspexPeers()) await this.exchangeMembers(p);
+    // Also retry connections whose first exchange failed (e.g. identify raced the handlers).
+    const seen = new Set<string>();
+    for (const c of this.node.getConnections()) {
+      const id = c.remotePeer.toString();
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const info = await this.node.peerStore.get(c.remotePeer).catch(() => undefined);
+      if (info?.protocols.includes(CHANNELS.coordination.protocol)) await this.exchangeMembers(c.remotePeer);
+    }
   }
 
   private async probe(): Promise<void> {
