@@ -1,0 +1,147 @@
+// Fuzzing every channel of a live peer: random bytes, oversize frames, valid CBOR of the
+// wrong shape. Each is rejected and counted, the peer keeps serving, nothing is unhandled.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fc from "fast-check";
+import "../../src/util/polyfill.js";
+import { createLibp2p, type Libp2p } from "libp2p";
+import { tcp } from "@libp2p/tcp";
+import { noise } from "@libp2p/noise";
+import { yamux } from "@libp2p/yamux";
+import { identify } from "@libp2p/identify";
+import { preSharedKey } from "@libp2p/pnet";
+import { lpStream } from "@libp2p/utils";
+import { multiaddr } from "@multiformats/multiaddr";
+import { Peer } from "../../src/cluster/peer.js";
+import { newClusterKey } from "../../src/cluster/keys.js";
+import { Channel } from "../../channels/channel.js";
+import { encodeFrame } from "../../channels/codec.js";
+import { CHANNELS, type ChannelName } from "../../channels/specs.js";
+
+const key = newClusterKey();
+let peer: Peer;
+let attacker: Libp2p;
+
+beforeAll(async () => {
+  peer = await Peer.start({ clusterKey: key, telemetryIntervalMs: 60_000, probeIntervalMs: 60_000 });
+  attacker = await createLibp2p({
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionProtector: preSharedKey({ psk: key }),
+    services: { identify: identify() },
+  });
+});
+afterAll(async () => {
+  await attacker.stop();
+  await peer.stop();
+});
+
+/** Send raw frames on a fresh stream; the peer may close it or hang up on us: that is fine. */
+async function openRaw(channel: ChannelName) {
+  const addr = multiaddr(peer.multiaddrs()[0]);
+  try {
+    return await attacker.dialProtocol(addr, CHANNELS[channel].protocol, { signal: AbortSignal.timeout(5000) });
+  } catch {
+    // The peer hung up on our junk: drop the dead connection and dial again.
+    await attacker.hangUp(addr).catch(() => undefined);
+    return attacker.dialProtocol(addr, CHANNELS[channel].protocol, { signal: AbortSignal.timeout(5000) });
+  }
+}
+
+async function sendRaw(channel: ChannelName, frames: Uint8Array[], rawPrefix?: Uint8Array): Promise<void> {
+  try {
+    const stream = await openRaw(channel);
+    if (rawPrefix) {
+      stream.send(rawPrefix);
+    } else {
+      const lp = lpStream(stream);
+      for (const f of frames) await lp.write(f);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+    await stream.close().catch(() => undefined);
+  } catch {
+    // refused or disconnected: the defence working
+  }
+}
+
+/** A well-behaved client (its own node) still gets answers after the fuzzing. */
+async function stillServes(channel: ChannelName): Promise<void> {
+  const node = await createLibp2p({
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionProtector: preSharedKey({ psk: key }),
+    services: { identify: identify() },
+  });
+  const client = new Channel(node, CHANNELS[channel]);
+  try {
+    const conn = await node.dial(multiaddr(peer.multiaddrs()[0]), { signal: AbortSignal.timeout(5000) });
+    const r = (await client.request(conn.remotePeer, "ping", null, { timeoutMs: 5000 })) as { t: number };
+    expect(typeof r.t).toBe("number");
+  } finally {
+    await client.stop();
+    await node.stop();
+  }
+}
+
+const rejected = (c: ChannelName) => Object.values(peer.channels[c].stats.rejected).reduce((a, b) => a + b, 0);
+
+describe.each(Object.keys(CHANNELS) as ChannelName[])("fuzzing the %s channel", (channel) => {
+  it("random bytes are rejected and counted", { timeout: 60_000 }, async () => {
+    const before = rejected(channel);
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.uint8Array({ minLength: 1, maxLength: 512 }), { minLength: 1, maxLength: 4 }), async (frames) => {
+        await sendRaw(channel, frames);
+      }),
+      { numRuns: 25, seed: 1234 },
+    );
+    await stillServes(channel);
+    expect(rejected(channel)).toBeGreaterThan(before);
+  });
+
+  it("valid CBOR of the wrong shape is rejected and counted", { timeout: 60_000 }, async () => {
+    const before = rejected(channel);
+    const wrongShapes = fc.oneof(
+      fc.anything(),
+      fc.record({ t: fc.integer({ min: 5, max: 99 }), id: fc.integer(), m: fc.string() }),
+      fc.record({ t: fc.constant(1), id: fc.integer({ max: -1 }), m: fc.constant("ping"), b: fc.anything() }),
+      fc.record({ t: fc.constant(1), id: fc.nat(), m: fc.string({ minLength: 65, maxLength: 80 }), b: fc.constant(null) }),
+      fc.record({ t: fc.constant(1), id: fc.nat(), m: fc.constantFrom("members", "nope"), b: fc.anything() }),
+    );
+    await fc.assert(
+      fc.asyncProperty(wrongShapes, async (value) => {
+        let bytes: Uint8Array;
+        try {
+          bytes = encodeFrame(value);
+        } catch {
+          return;
+        }
+        await sendRaw(channel, [bytes]);
+      }),
+      { numRuns: 40, seed: 4321 },
+    );
+    await stillServes(channel);
+    expect(rejected(channel)).toBeGreaterThan(before);
+  });
+
+  it("oversize frames are rejected without buffering them", { timeout: 30_000 }, async () => {
+    const before = peer.channels[channel].stats.rejected.oversize ?? 0;
+    // A varint length prefix claiming 2^40 bytes, then a little data.
+    const prefix = new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 1, 2, 3]);
+    await sendRaw(channel, [], prefix);
+    const tooBig = new Uint8Array(CHANNELS[channel].maxFrameBytes + 1);
+    await sendRaw(channel, [tooBig]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(peer.channels[channel].stats.rejected.oversize ?? 0).toBeGreaterThan(before);
+    await stillServes(channel);
+  });
+});
+
+describe("junk senders", () => {
+  it("are disconnected after repeated junk, and may reconnect", { timeout: 30_000 }, async () => {
+    const before = peer.channels.coordination.stats.disconnects;
+    for (let i = 0; i < 4; i++) await sendRaw("coordination", [new Uint8Array([0xff, 0xff, 0xff])]);
+    expect(peer.channels.coordination.stats.disconnects).toBeGreaterThan(before);
+    await stillServes("coordination");
+  });
+});
