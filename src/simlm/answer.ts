@@ -18,9 +18,9 @@
  *    d. otherwise plain text.
  * 2. Field types come from the system message's "Your output fields are:\n1. `answer` (int): ..."
  *    list and the "# note: the value you produce must ..." hints (int/float/bool/Literal/JSON
- *    schema), or from the JSON schema. Rendering: int/float -> the number, bool -> True/False
- *    (true/false in JSON), list -> JSON list, Literal -> one of its values, other structured
- *    types -> a JSON value built from the schema, str -> text.
+ *    schema), or from the JSON schema. Rendering: int -> 42, float -> 42.0 (markers) or 42
+ *    (JSON), bool -> True/False (true/false in JSON), list -> JSON list, Literal -> one of
+ *    its values, other structured types -> a JSON value built from the schema, str -> text.
  * 3. Inputs are the "[[ ## name ## ]]\nvalue" sections of the last user message (the whole
  *    message for plain prompts). The task is ARITHMETIC when one input value (<= 200 chars)
  *    contains "A op B" with op one of + - * / x × ÷ plus minus times "multiplied by"

@@ -2,6 +2,18 @@
 // generateContent, with set latency, a capacity limit (requests beyond it queue FIFO, like a
 // GPU server), seeded fault injection, usage tokens and deterministic task-aware answers
 // (see answer.ts). Binds 127.0.0.1 by default; port 0 picks a free port.
+//
+// Routes: POST /v1/chat/completions, GET /v1/models[/{id}], POST /v1/messages (needs the
+// anthropic-version header, like the real API), POST /v1beta/models/{model}:generateContent,
+// GET /stats, POST /stats/reset, POST /faults {"kind", "count"} (force the next faults),
+// GET /health.
+//
+// Faults: the i-th completion request (arrival order, counted since start or the last
+// reset) gets a fault iff unit(seed, "fault", i) < errorRate; its kind is drawn from the
+// weighted mix. rate_limit replies 429 at once (Retry-After / retry-after-ms / RetryInfo);
+// server_error 500 and overloaded (529 Anthropic, 503 others) reply after the latency;
+// slow adds slowMs; drop destroys the socket after reading the request; malformed sends a
+// 200 with half a JSON body. Forced faults (inject / POST /faults) go first.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { z } from "zod";
@@ -103,6 +115,8 @@ export interface SimLmStats {
   errorsInjected: Record<FaultKind, number> & { total: number };
   badRequests: number;
   tokens: { prompt: number; completion: number };
+  /** TCP connections accepted (keep-alive clients reuse them). */
+  connections: number;
   uptimeMs: number;
 }
 
@@ -130,6 +144,7 @@ function emptyStats(): Omit<SimLmStats, "uptimeMs" | "inFlight" | "processing" |
     errorsInjected: { rate_limit: 0, server_error: 0, overloaded: 0, slow: 0, drop: 0, malformed: 0, total: 0 },
     badRequests: 0,
     tokens: { prompt: 0, completion: 0 },
+    connections: 0,
   };
 }
 
@@ -445,6 +460,9 @@ export async function startSimLm(options: SimLmOptions = {}): Promise<SimLm> {
       if (!res.headersSent) send(res, 500, { error: { message: `sim-lm internal error: ${(err as Error)?.message ?? err}`, type: "server_error" } });
       else res.destroy();
     });
+  });
+  server.on("connection", () => {
+    stats.connections++;
   });
   server.keepAliveTimeout = 30_000;
   server.headersTimeout = 60_000;

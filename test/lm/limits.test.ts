@@ -33,14 +33,8 @@ describe("client-side limits", () => {
   it("rpm paces request starts after the burst", async () => {
     // 1,200 rpm = one request per 50 ms; a 0.25 s burst allows 5 at once.
     const lm = createLM("openai/sim", { baseUrl: `${sim.url}/v1`, cache: false, limits: { rpm: 1200, burstSeconds: 0.25 } });
-    const starts: number[] = [];
     const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: 15 }, async (_, i) => {
-        await call(lm, i);
-        starts.push(performance.now() - t0);
-      }),
-    );
+    await Promise.all(Array.from({ length: 15 }, (_, i) => call(lm, i)));
     // 10 requests beyond the burst at 50 ms each: at least ~500 ms.
     expect(performance.now() - t0).toBeGreaterThanOrEqual(480);
     expect(performance.now() - t0).toBeLessThan(3000);
@@ -52,7 +46,7 @@ describe("client-side limits", () => {
     const limiter = new Limiter({ tpm: 600_000, burstSeconds: 0.1 });
     const t0 = performance.now();
     const a = await limiter.acquire(1000);
-    expect(performance.now() - t0).toBeLessThan(20);
+    expect(performance.now() - t0).toBeLessThan(50);
     a.release(1000);
     const b = await limiter.acquire(1000);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(80);
@@ -60,7 +54,7 @@ describe("client-side limits", () => {
     b.release(200);
     const t1 = performance.now();
     await limiter.acquire(800);
-    expect(performance.now() - t1).toBeLessThan(20);
+    expect(performance.now() - t1).toBeLessThan(50);
   });
 
   it("serves waiters FIFO and rejects an aborted waiter with code aborted", async () => {

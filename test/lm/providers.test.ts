@@ -251,3 +251,57 @@ describe("circuit breaker", () => {
     expect(sim.stats().calls.total - before).toBe(4);
   });
 });
+
+describe("cancellation and transport timeouts", () => {
+  let sim: SimLm;
+  beforeAll(async () => {
+    sim = await startSimLm({ latencyMs: 300, retryAfterMs: 5000 });
+  });
+  afterAll(async () => {
+    await sim.close();
+  });
+  const msg = { messages: [{ role: "user" as const, content: "What is 1 + 1?" }] };
+
+  it("an abort mid-request surfaces as aborted, quickly", async () => {
+    const lm = createLM("openai/sim", { ...FAST, baseUrl: `${sim.url}/v1` });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error("user gave up")), 30);
+    const t0 = performance.now();
+    const e = await lmError(lm.call({ ...msg, signal: ac.signal }));
+    expect(e.code).toBe("aborted");
+    expect(e.message).toContain("user gave up");
+    expect(performance.now() - t0).toBeLessThan(250);
+    const pre = await lmError(lm.call({ ...msg, signal: AbortSignal.abort() }));
+    expect(pre.code).toBe("aborted");
+  });
+
+  it("an abort during a Retry-After wait does not wait it out", async () => {
+    const lm = createLM("openai/sim", { ...FAST, baseUrl: `${sim.url}/v1` });
+    sim.inject("rate_limit");
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    const t0 = performance.now();
+    const e = await lmError(lm.call({ ...msg, signal: ac.signal }));
+    expect(e.code).toBe("aborted");
+    expect(performance.now() - t0).toBeLessThan(1000); // the server asked for 5 s
+  });
+
+  it("a Retry-After beyond maxRetryAfterMs is not waited for", async () => {
+    const lm = createLM("openai/sim", { ...FAST, baseUrl: `${sim.url}/v1`, retry: { maxRetryAfterMs: 1000 } });
+    sim.inject("rate_limit");
+    const t0 = performance.now();
+    const e = await lmError(lm.call(msg));
+    expect(e.code).toBe("rate_limited");
+    expect(e.retryAfterMs).toBe(5000);
+    expect(e.attempts).toBe(1);
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
+  it("undici's own header/body timeouts map to timeout", async () => {
+    const { transportError } = await import("../../src/engine/lm/http.js");
+    const e = transportError(Object.assign(new Error("Headers Timeout Error"), { code: "UND_ERR_HEADERS_TIMEOUT" }), 30_000);
+    expect(e.code).toBe("timeout");
+    expect(e.message).toContain("30000 ms");
+    expect(transportError(Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" })).code).toBe("connection");
+  });
+});

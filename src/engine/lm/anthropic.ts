@@ -20,10 +20,10 @@ export const ANTHROPIC_VERSION = "2023-06-01";
 /** Anthropic requires max_tokens; used when the caller sets none. */
 export const ANTHROPIC_DEFAULT_MAX_TOKENS = 4096;
 
-const Message = z.looseObject({
+const Message = z.object({
   type: z.literal("message").optional(),
   model: z.string().optional(),
-  content: z.array(z.looseObject({ type: z.string(), text: z.string().optional() })),
+  content: z.array(z.object({ type: z.string(), text: z.string().optional() })),
   stop_reason: z.string().nullish(),
   usage: z
     .looseObject({

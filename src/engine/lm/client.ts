@@ -8,7 +8,7 @@ import { zeroUsage } from "./types.js";
 import { LMError } from "./errors.js";
 import { poolFor, postJson } from "./http.js";
 import type { Provider, ProviderReply, WireRequest } from "./provider.js";
-import { Resilience, type BreakerOptions, type BreakerState, type RetryOptions } from "./resilience.js";
+import { Resilience, type BreakerOptions, type BreakerState, type ExecuteResult, type RetryOptions } from "./resilience.js";
 import { Limiter, estimateTokens, type LimitOptions } from "./limits.js";
 import { LMCache, cacheKey, defaultCache } from "./cache.js";
 import { costUsd, priceOf, recordCall, type ModelPrice } from "./usage.js";
@@ -16,7 +16,7 @@ import { CallHistory, globalHistory, type HistoryEntry } from "./history.js";
 import { endLMSpan, failLMSpan, startLMSpan } from "./telemetry.js";
 
 export interface LMTransportOptions {
-  /** Per-attempt timeout in ms. Default 120,000. */
+  /** Per-attempt timeout in ms (0 = none). Default 120,000. At >= 10 s it fires with ~1 s resolution. */
   timeoutMs?: number;
   /** Retry policy, or false for none. */
   retry?: RetryOptions | false;
@@ -50,6 +50,7 @@ export class LMClient implements LM {
   readonly cache: LMCache | undefined;
   readonly limiter: Limiter | undefined;
   private readonly resilience: Resilience;
+  private readonly timeoutMs: number;
   private readonly price: ModelPrice | undefined;
   private readonly bareModel: string;
   private readonly serverAddress: string;
@@ -72,8 +73,9 @@ export class LMClient implements LM {
     this.history = new CallHistory(transport.historySize ?? 100);
     this.cache = transport.cache === false ? undefined : transport.cache instanceof LMCache ? transport.cache : defaultCache();
     this.limiter = transport.limits instanceof Limiter ? transport.limits : transport.limits ? new Limiter(transport.limits) : undefined;
+    this.timeoutMs = transport.timeoutMs ?? 120_000;
+    if (!(this.timeoutMs > 0)) this.timeoutMs = 0; // 0 = no timeout (undici treats 0 as disabled)
     this.resilience = new Resilience(`${provider.origin}${provider.path}`, {
-      timeoutMs: transport.timeoutMs,
       retry: transport.retry,
       breaker: transport.breaker,
     });
@@ -155,7 +157,7 @@ export class LMClient implements LM {
       }
       const sent = await this.send(wire, request.signal);
       attempts = sent.attempts;
-      const reply = sent.reply;
+      const reply = sent.value;
       const usage: LMUsage = {
         promptTokens: reply.promptTokens,
         completionTokens: reply.completionTokens,
@@ -235,43 +237,56 @@ export class LMClient implements LM {
   }
 
   /** One logical call: fan out n requests when the API has no `n`, else one request. */
-  private async send(wire: WireRequest, signal: AbortSignal | undefined): Promise<{ reply: ProviderReply; attempts: number }> {
+  private send(wire: WireRequest, signal: AbortSignal | undefined): Promise<ExecuteResult<ProviderReply>> {
     const n = wire.n ?? 1;
+    // Not async on the common path: every extra async frame is a promise (and async-hook
+    // work once AsyncLocalStorage is active) per call.
     if (n <= 1 || this.provider.supportsN) return this.sendOne(wire, signal);
+    return this.fanOut(wire, n, signal);
+  }
+
+  private async fanOut(wire: WireRequest, n: number, signal: AbortSignal | undefined): Promise<ExecuteResult<ProviderReply>> {
     const one: WireRequest = { ...wire, n: 1 };
     const parts = await Promise.all(Array.from({ length: n }, () => this.sendOne(one, signal)));
-    const reply: ProviderReply = { outputs: [], finishReasons: [], model: parts[0].reply.model, promptTokens: 0, completionTokens: 0 };
+    const reply: ProviderReply = { outputs: [], finishReasons: [], model: parts[0].value.model, promptTokens: 0, completionTokens: 0 };
     let attempts = 0;
     for (const p of parts) {
-      reply.outputs.push(...p.reply.outputs);
-      reply.finishReasons.push(...p.reply.finishReasons);
-      reply.promptTokens += p.reply.promptTokens;
-      reply.completionTokens += p.reply.completionTokens;
+      reply.outputs.push(...p.value.outputs);
+      reply.finishReasons.push(...p.value.finishReasons);
+      reply.promptTokens += p.value.promptTokens;
+      reply.completionTokens += p.value.completionTokens;
       attempts += p.attempts;
     }
     // Report retries across the fan-out as attempts beyond one per logical call.
-    return { reply, attempts: attempts - (n - 1) };
+    return { value: reply, attempts: attempts - (n - 1) };
   }
 
-  private async sendOne(wire: WireRequest, signal: AbortSignal | undefined): Promise<{ reply: ProviderReply; attempts: number }> {
+  private sendOne(wire: WireRequest, signal: AbortSignal | undefined): Promise<ExecuteResult<ProviderReply>> {
     const provider = this.provider;
-    const body = provider.encode(wire);
+    const body = provider.encode(wire); // serialised once, reused by every retry
     const limiter = this.limiter;
-    const tokens = limiter ? estimateTokens(promptChars(wire.messages), wire.maxTokens, wire.n ?? 1) : 0;
-    const { value, attempts } = await this.resilience.execute(async () => {
+    if (limiter === undefined) {
+      return this.resilience.execute(() => {
+        this.stats.requests++;
+        return postJson(poolFor(provider.origin), provider.path, provider.headers, body, signal, this.timeoutMs).then((res) =>
+          provider.decode(res, wire),
+        );
+      }, signal);
+    }
+    const tokens = estimateTokens(promptChars(wire.messages), wire.maxTokens, wire.n ?? 1);
+    return this.resilience.execute(async () => {
       this.stats.requests++;
-      const permit = limiter ? await limiter.acquire(tokens, signal) : undefined;
+      const permit = await limiter.acquire(tokens, signal);
       try {
-        const res = await this.resilience.timed((s) => postJson(poolFor(provider.origin), provider.path, provider.headers, body, s), signal);
+        const res = await postJson(poolFor(provider.origin), provider.path, provider.headers, body, signal, this.timeoutMs);
         const reply = provider.decode(res, wire);
-        permit?.release(reply.promptTokens + reply.completionTokens);
+        permit.release(reply.promptTokens + reply.completionTokens);
         return reply;
       } catch (err) {
-        permit?.release();
+        permit.release();
         throw err;
       }
     }, signal);
-    return { reply: value, attempts };
   }
 
   /** DSPy-format `lm` entry for saved programs (no keys, no URLs). */

@@ -17,19 +17,19 @@ import {
 
 export const GEMINI_DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com";
 
-const Part = z.looseObject({ text: z.string().optional(), thought: z.boolean().optional() });
+const Part = z.object({ text: z.string().optional(), thought: z.boolean().optional() });
 
-const GenerateContentResponse = z.looseObject({
+const GenerateContentResponse = z.object({
   candidates: z
     .array(
-      z.looseObject({
-        content: z.looseObject({ parts: z.array(Part).optional() }).optional(),
+      z.object({
+        content: z.object({ parts: z.array(Part).optional() }).optional(),
         finishReason: z.string().optional(),
         index: z.number().optional(),
       }),
     )
     .optional(),
-  promptFeedback: z.looseObject({ blockReason: z.string().optional() }).optional(),
+  promptFeedback: z.object({ blockReason: z.string().optional() }).optional(),
   usageMetadata: z
     .looseObject({
       promptTokenCount: z.number().optional(),

@@ -20,26 +20,42 @@ export interface HistoryEntry {
 
 /** Fixed-size ring buffer of entries, oldest dropped first. */
 export class CallHistory {
-  private readonly buf: (HistoryEntry | undefined)[];
+  private buf: (HistoryEntry | undefined)[];
   private next = 0;
   private count = 0;
+  private cap: number;
 
-  constructor(readonly capacity = 100) {
-    this.buf = new Array(Math.max(0, capacity));
+  constructor(capacity = 100) {
+    this.cap = Math.max(0, Math.floor(capacity));
+    this.buf = new Array(this.cap);
+  }
+
+  get capacity(): number {
+    return this.cap;
+  }
+
+  /** Change the capacity, keeping the most recent entries (0 turns recording off). */
+  resize(capacity: number): void {
+    const keep = this.last(Math.max(0, Math.floor(capacity)));
+    this.cap = Math.max(0, Math.floor(capacity));
+    this.buf = new Array(this.cap);
+    this.next = 0;
+    this.count = 0;
+    for (const e of keep) this.push(e);
   }
 
   push(e: HistoryEntry): void {
-    if (this.capacity <= 0) return;
+    if (this.cap <= 0) return;
     this.buf[this.next] = e;
-    this.next = (this.next + 1) % this.capacity;
-    if (this.count < this.capacity) this.count++;
+    this.next = (this.next + 1) % this.cap;
+    if (this.count < this.cap) this.count++;
   }
 
   /** The last n entries, oldest first. */
   last(n = this.count): HistoryEntry[] {
     const k = Math.min(n, this.count);
     const out: HistoryEntry[] = [];
-    for (let i = k; i > 0; i--) out.push(this.buf[(this.next - i + this.capacity) % this.capacity] as HistoryEntry);
+    for (let i = k; i > 0; i--) out.push(this.buf[(this.next - i + this.cap) % this.cap] as HistoryEntry);
     return out;
   }
 
@@ -54,7 +70,7 @@ export class CallHistory {
   }
 }
 
-/** Calls of every LM in the process (each LM also keeps its own `history`). */
+/** Calls of every LM in the process (each LM also keeps its own `history`); resize(0) turns it off. */
 export const globalHistory = new CallHistory(200);
 
 /** Human-readable rendering of entries, in DSPy's inspect_history layout. */

@@ -8,7 +8,7 @@
 // maxTokens × n) and settles with the real usage when the permit is released; a single
 // request bigger than the bucket is let through once the bucket is full (it goes into debt).
 import { LMError } from "./errors.js";
-import { abortedError } from "./resilience.js";
+import { abortedError } from "./http.js";
 
 export interface LimitOptions {
   /** Max requests in flight at once. */

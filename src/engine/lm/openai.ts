@@ -16,16 +16,16 @@ import {
 
 export const OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1";
 
-const Choice = z.looseObject({
+const Choice = z.object({
   index: z.number().optional(),
-  message: z.looseObject({
+  message: z.object({
     content: z.string().nullish(),
     refusal: z.string().nullish(),
   }),
   finish_reason: z.string().nullish(),
 });
 
-const ChatCompletion = z.looseObject({
+const ChatCompletion = z.object({
   model: z.string().optional(),
   choices: z.array(Choice).min(1),
   usage: z
