@@ -122,10 +122,14 @@ export class Channel {
     await this.write(out, this.encode({ t: 4, m: method, b: body }));
   }
 
+  private get maxMessage(): number {
+    return this.spec.maxMessageBytes ?? this.spec.maxFrameBytes;
+  }
+
   private encode(env: Envelope): Uint8Array {
     const bytes = encodeFrame(env);
-    if (bytes.length > this.spec.maxFrameBytes) {
-      throw new ChannelError("too_large", `${this.spec.name} frame of ${bytes.length} bytes exceeds the channel limit of ${this.spec.maxFrameBytes}; split the payload`);
+    if (bytes.length > this.maxMessage) {
+      throw new ChannelError("too_large", `${this.spec.name} message of ${bytes.length} bytes exceeds the channel limit of ${this.maxMessage}; split the payload`);
     }
     return bytes;
   }
@@ -141,11 +145,52 @@ export class Channel {
 
   private async write(out: OutStream | { lp: LengthPrefixedStream; writeChain: Promise<void> }, bytes: Uint8Array): Promise<void> {
     // One writer at a time per stream; awaiting the write is the back-pressure.
-    const next = out.writeChain.then(() => out.lp.write(bytes));
+    const next = out.writeChain.then(() => this.writeNow(out.lp, bytes));
     out.writeChain = next.catch(() => undefined);
     await next;
-    this.stats.framesOut++;
-    this.stats.bytesOut += bytes.length;
+  }
+
+  private async writeNow(lp: LengthPrefixedStream, bytes: Uint8Array): Promise<void> {
+    const chunk = this.spec.chunkBytes;
+    if (!chunk || bytes.length <= chunk) {
+      await lp.write(bytes);
+      this.stats.framesOut++;
+      this.stats.bytesOut += bytes.length;
+      return;
+    }
+    // Large message: parts, with a turn of the event loop between them.
+    for (let off = 0; off < bytes.length; off += chunk) {
+      const part = encodeFrame({ t: 5, d: bytes.subarray(off, off + chunk), l: off + chunk >= bytes.length });
+      await lp.write(part);
+      this.stats.framesOut++;
+      this.stats.bytesOut += part.length;
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+
+  /** Reassembles parts per stream; returns the whole envelope once the last part arrives. */
+  private assemble(parts: { chunks: Uint8Array[]; size: number }, env: Extract<Envelope, { t: 5 }>, peer: string): Envelope | undefined | null {
+    parts.size += env.d.length;
+    if (parts.size > this.maxMessage) {
+      this.reject("oversize", peer);
+      return null;
+    }
+    parts.chunks.push(env.d);
+    if (!env.l) return undefined;
+    const whole = new Uint8Array(parts.size);
+    let off = 0;
+    for (const c of parts.chunks) {
+      whole.set(c, off);
+      off += c.length;
+    }
+    parts.chunks = [];
+    parts.size = 0;
+    const inner = this.decode(whole, peer);
+    if (inner && inner.t === 5) {
+      this.reject("bad_envelope", peer);
+      return null;
+    }
+    return inner ?? null;
   }
 
   private async streamTo(peer: PeerId, signal?: AbortSignal): Promise<OutStream> {
@@ -181,13 +226,19 @@ export class Channel {
   }
 
   private async readResponses(out: OutStream, peer: string): Promise<void> {
+    const parts = { chunks: [] as Uint8Array[], size: 0 };
     try {
       while (true) {
         const frame = await out.lp.read();
         const bytes = frame.subarray();
         this.stats.framesIn++;
         this.stats.bytesIn += bytes.length;
-        const env = this.decode(bytes, peer);
+        let env = this.decode(bytes, peer);
+        if (env?.t === 5) {
+          const whole = this.assemble(parts, env, peer);
+          if (whole === null) break;
+          env = whole;
+        }
         if (!env) continue;
         if (env.t === 2 || env.t === 3) {
           const p = this.pending.get(env.id);
@@ -212,6 +263,7 @@ export class Channel {
     const lp = lpStream(stream, { maxDataLength: this.spec.maxFrameBytes });
     const writer = { lp, writeChain: Promise.resolve() };
     const budget = this.budget(peer);
+    const parts = { chunks: [] as Uint8Array[], size: 0 };
     void (async () => {
       try {
         while (true) {
@@ -223,7 +275,12 @@ export class Channel {
             this.reject("rate_limited", peer, false);
             continue;
           }
-          const env = this.decode(bytes, peer);
+          let env = this.decode(bytes, peer);
+          if (env?.t === 5) {
+            const whole = this.assemble(parts, env, peer);
+            if (whole === undefined) continue;
+            env = whole ?? undefined;
+          }
           if (!env) {
             // Undecodable input: stop reading this stream; the peer may try again on a new one.
             stream.abort(new Error("junk frame"));

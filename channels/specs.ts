@@ -8,6 +8,13 @@ export interface ChannelSpec {
   protocol: string;
   /** Largest frame accepted or sent (bytes). */
   maxFrameBytes: number;
+  /**
+   * Messages larger than this are sent as parts of this size, yielding to the event loop
+   * between parts, so one bulk message never holds the process (and other channels) for long.
+   */
+  chunkBytes?: number;
+  /** Largest whole message (after reassembling parts). Default maxFrameBytes. */
+  maxMessageBytes?: number;
   /** Outbound streams opened per peer for parallel requests. */
   streamsPerPeer: number;
   /** Inbound streams a peer may hold open on this channel (per connection, libp2p-enforced). */
@@ -25,6 +32,8 @@ export const CHANNELS: Record<ChannelName, ChannelSpec> = {
     name: "inference",
     protocol: "/dspex/inference/1.0.0",
     maxFrameBytes: 4 * MiB,
+    chunkBytes: 64 * 1024,
+    maxMessageBytes: 64 * MiB,
     streamsPerPeer: 4,
     maxInboundStreams: 16,
     requestTimeoutMs: 120_000,

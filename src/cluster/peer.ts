@@ -149,6 +149,8 @@ export class Peer {
   private async wire(): Promise<void> {
     for (const c of Object.values(this.channels)) await c.start();
     for (const name of CHANNEL_NAMES) this.channels[name].handle("ping", Empty, () => ({ t: Date.now() }));
+    // A byte sink for throughput probes and benchmarks of the inference channel.
+    this.channels.inference.handle("sink", z.object({ data: z.instanceof(Uint8Array) }), (b) => ({ n: b.data.length }));
     this.channels.coordination.handle("members", Empty, () => this.memberList());
     this.channels.coordination.handle("status", Empty, () => this.status());
     this.channels.telemetry.handle("telemetry", Empty, () => ({ peers: [...this.telemetry.values()].map((x) => x.t) }));
