@@ -194,7 +194,11 @@ export function splitLines(text: string): string[] {
   return parts;
 }
 
+const PY_SPACE = /[\s\x1c-\x1f\x85]/;
+
 /** str.strip() with Python's default whitespace set. */
 export function pyStrip(s: string): string {
+  // Fast path: most values have no surrounding whitespace.
+  if (s.length === 0 || (!PY_SPACE.test(s[0]) && !PY_SPACE.test(s[s.length - 1]))) return s;
   return s.replace(/^[\s\x1c-\x1f\x85]+|[\s\x1c-\x1f\x85]+$/g, "");
 }

@@ -206,7 +206,7 @@ export class ChatAdapter implements Adapter {
   parse(signature: Signature, completion: string): Record_ {
     const sections: [string | null, string[]][] = [[null, []]];
     for (const line of splitLines(completion)) {
-      const m = FIELD_HEADER.exec(pyStrip(line));
+      const m = line.includes("[[ ## ") ? FIELD_HEADER.exec(pyStrip(line)) : null;
       if (m) {
         // Text after the header on the same line belongs to the field. DSPy slices the
         // unstripped line at the stripped match's end; kept so replies parse identically.
