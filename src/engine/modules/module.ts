@@ -41,10 +41,7 @@ export abstract class Module {
 
   /** Run the module; usage of every LM call inside is summed into the prediction. */
   async call(inputs: Record_ | Example, options: CallOptions = {}): Promise<Prediction> {
-    const record = inputs instanceof Example ? (inputs.inputKeys ? inputs.inputs().toDict() : inputs.toDict()) : inputs;
-    if (!record || typeof record !== "object" || Array.isArray(record)) {
-      throw new DspexError("input", `${this.constructor.name}.call() takes an object of input fields, got ${Array.isArray(record) ? "an array" : typeof record}`);
-    }
+    const record = this.inputRecord(inputs);
     const current = settings();
     const usage = new UsageScope(current.usage);
     const overrides = {
@@ -60,6 +57,14 @@ export abstract class Module {
     }
     pred.usage = usage.total;
     return pred;
+  }
+
+  protected inputRecord(inputs: Record_ | Example): Record_ {
+    const record = inputs instanceof Example ? (inputs.inputKeys ? inputs.inputs().toDict() : inputs.toDict()) : inputs;
+    if (!record || typeof record !== "object" || Array.isArray(record)) {
+      throw new DspexError("input", `${this.constructor.name}.call() takes an object of input fields, got ${Array.isArray(record) ? "an array" : typeof record}`);
+    }
+    return record;
   }
 
   /** Run the module over many inputs concurrently; results keep input order. */

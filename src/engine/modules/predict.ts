@@ -5,7 +5,7 @@ import { Example, Prediction, toRecord, type Record_ } from "../example.js";
 import type { LM, LMSettings } from "../lm/types.js";
 import { settings } from "../settings.js";
 import { InputField, Signature, type SignatureState } from "../signature/signature.js";
-import { Module, type ModuleSpec } from "./module.js";
+import { Module, type CallOptions, type ModuleSpec } from "./module.js";
 import { getRegistry } from "../registry.js";
 
 export interface PredictOptions extends LMSettings {
@@ -59,6 +59,16 @@ export class Predict extends Module {
     this.traces = [];
     this.train = [];
     this.demos = [];
+  }
+
+  /**
+   * A leaf needs no usage scope of its own: its prediction carries the usage of its one
+   * LM call, and forward() adds it to the caller's scope. Skipping the scope keeps the
+   * per-call cost low (each AsyncLocalStorage scope costs every promise inside it).
+   */
+  override async call(inputs: Record_ | Example, options: CallOptions = {}): Promise<Prediction> {
+    if (options.lm || options.adapter || options.config || options.signal) return super.call(inputs, options);
+    return this.forward(this.inputRecord(inputs));
   }
 
   override async forward(inputs: Record_, overrides: PredictOverrides = {}): Promise<Prediction> {
