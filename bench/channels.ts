@@ -66,6 +66,7 @@ await transfer;
 const seconds = (performance.now() - t0) / 1000;
 
 const result = {
+  loadavg: (await import("node:os")).loadavg().map((x) => Math.round(x * 100) / 100),
   transferMB: MB,
   chunkKiB: CHUNK / 1024,
   coordinationRttMs: {

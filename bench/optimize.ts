@@ -159,5 +159,5 @@ async function streamedHeap() {
   };
 }
 
-const out = { node: process.version, quick, evaluate: await evalVsBare(), bootstrap: await bootstrapPass(), memory: await streamedHeap() };
+const out = { node: process.version, loadavg: (await import("node:os")).loadavg().map((x) => Math.round(x * 100) / 100), quick, evaluate: await evalVsBare(), bootstrap: await bootstrapPass(), memory: await streamedHeap() };
 process.stdout.write(JSON.stringify(out, null, 2) + "\n");
