@@ -180,6 +180,8 @@ if (seedArg !== undefined) {
   console.log(JSON.stringify({ ...r, trace: undefined }, null, 2));
 } else {
   const out = {
+    node: process.version,
+    loadavg: (await import("node:os")).loadavg().map((x) => Math.round(x * 100) / 100),
     config: { tickMs: TICK_MS, ...RAFT, network: NET, nodes: ids.length },
     electionAfterLeaderCrash: electionAfterCrash(Number(arg("elections", "300"))),
     commitLatency: commitLatency(1, 500, 5),

@@ -1,0 +1,291 @@
+// The replicated cluster state machine: what every peer agrees on through Raft.
+//
+//   topology   the overlay every peer runs (name + options), switched with `setTopology`
+//   members    the Raft voter set and learners (mirrored from committed config entries)
+//   jobs       job records: spec, status, and checkpoints (append-only batches of
+//              completed task ids + result digests) so a new coordinator resumes a job
+//
+// Commands are plain JSON with a `type` discriminator. `apply` validates each with zod and
+// rejects a bad one with an error value (the entry is still consumed, identically on every
+// peer); nothing a proposer sends can crash a peer. Apply is deterministic: no clock, no
+// randomness, only the command and the log index.
+
+import { z } from "zod";
+import type { ConfState, Entry } from "./types.js";
+
+const id = z.string().min(1).max(256);
+const json = z.json();
+
+export const JOB_STATUSES = ["pending", "running", "done", "failed", "cancelled"] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+const TERMINAL: ReadonlySet<JobStatus> = new Set(["done", "failed", "cancelled"]);
+const TRANSITIONS: Record<JobStatus, readonly JobStatus[]> = {
+  pending: ["running", "failed", "cancelled"],
+  running: ["pending", "done", "failed", "cancelled"],
+  done: [],
+  failed: [],
+  cancelled: [],
+};
+
+/** Optional idempotency key: a command with a key seen recently is applied once. */
+const requestId = id.optional();
+
+export const setTopologySchema = z.strictObject({
+  type: z.literal("setTopology"),
+  name: z.string().min(1).max(64),
+  options: z.record(z.string(), json).default({}),
+  requestId,
+});
+
+export const createJobSchema = z.strictObject({
+  type: z.literal("createJob"),
+  jobId: id,
+  /** What to run: plain data (program state, dataset reference, metric name...). */
+  spec: json,
+  requestId,
+});
+
+export const setJobStatusSchema = z.strictObject({
+  type: z.literal("setJobStatus"),
+  jobId: id,
+  status: z.enum(JOB_STATUSES),
+  error: z.string().max(4096).optional(),
+  requestId,
+});
+
+export const taskResultSchema = z.strictObject({
+  taskId: id,
+  /** Digest of the task's result (the result itself lives with the coordinator / in checkpoints on disk). */
+  digest: z.string().min(1).max(256),
+});
+
+export const checkpointSchema = z.strictObject({
+  type: z.literal("checkpoint"),
+  jobId: id,
+  tasks: z.array(taskResultSchema).min(1).max(10_000),
+  requestId,
+});
+
+export const noopSchema = z.strictObject({ type: z.literal("noop"), requestId });
+
+export const clusterCommandSchema = z.discriminatedUnion("type", [setTopologySchema, createJobSchema, setJobStatusSchema, checkpointSchema, noopSchema]);
+
+export type ClusterCommand = z.input<typeof clusterCommandSchema>;
+type ParsedCommand = z.output<typeof clusterCommandSchema>;
+type Json = z.infer<typeof json>;
+
+export interface Topology {
+  name: string;
+  options: Record<string, Json>;
+  /** Log index of the command that set it. */
+  index: number;
+}
+
+export interface CheckpointBatch {
+  /** Log index of the checkpoint command. */
+  index: number;
+  tasks: Array<{ taskId: string; digest: string }>;
+}
+
+export interface JobRecord {
+  jobId: string;
+  spec: Json;
+  status: JobStatus;
+  error?: string;
+  createdIndex: number;
+  updatedIndex: number;
+  checkpoints: CheckpointBatch[];
+  /** Number of distinct completed tasks across all batches. */
+  completed: number;
+}
+
+export type ApplyResult =
+  | { readonly index: number; readonly ok: true; readonly type: string; readonly duplicate?: boolean; readonly accepted?: number }
+  | { readonly index: number; readonly ok: false; readonly code: "INVALID_COMMAND" | "REJECTED"; readonly message: string };
+
+/** The serialised form (snapshot data). */
+export interface ClusterStateSnapshot {
+  v: 1;
+  appliedIndex: number;
+  topology: Topology | null;
+  members: { voters: string[]; learners: string[] };
+  jobs: JobRecord[];
+  recentRequests: string[];
+}
+
+const snapshotSchema = z.strictObject({
+  v: z.literal(1),
+  appliedIndex: z.number().int().nonnegative(),
+  topology: z.strictObject({ name: z.string(), options: z.record(z.string(), json), index: z.number().int() }).nullable(),
+  members: z.strictObject({ voters: z.array(z.string()), learners: z.array(z.string()) }),
+  jobs: z.array(
+    z.strictObject({
+      jobId: z.string(),
+      spec: json,
+      status: z.enum(JOB_STATUSES),
+      error: z.string().optional(),
+      createdIndex: z.number().int(),
+      updatedIndex: z.number().int(),
+      checkpoints: z.array(z.strictObject({ index: z.number().int(), tasks: z.array(taskResultSchema) })),
+      completed: z.number().int(),
+    }),
+  ),
+  recentRequests: z.array(z.string()),
+});
+
+/** How many idempotency keys are remembered (oldest forgotten first). */
+export const RECENT_REQUESTS = 4096;
+
+export class ClusterState {
+  appliedIndex = 0;
+  topology: Topology | null = null;
+  members: { voters: string[]; learners: string[] } = { voters: [], learners: [] };
+  readonly jobs = new Map<string, JobRecord>();
+  private readonly taskIds = new Map<string, Set<string>>();
+  private recent: string[] = [];
+  private readonly recentSet = new Set<string>();
+
+  /** Apply one committed log entry. Never throws on bad data. */
+  apply(e: Entry): ApplyResult {
+    const index = e.index;
+    if (index <= this.appliedIndex) {
+      return { index, ok: false, code: "REJECTED", message: `entry ${index} already applied (at ${this.appliedIndex})` };
+    }
+    this.appliedIndex = index;
+    if (e.type === "config") {
+      const c = e.data as ConfState;
+      this.members = { voters: [...c.voters], learners: [...c.learners] };
+      return { index, ok: true, type: "config" };
+    }
+    if (e.data === null || e.data === undefined) return { index, ok: true, type: "noop" };
+    const parsed = clusterCommandSchema.safeParse(e.data);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue && issue.path.length > 0 ? ` at ${issue.path.join(".")}` : "";
+      return { index, ok: false, code: "INVALID_COMMAND", message: `invalid cluster command${where}: ${issue?.message ?? "bad input"}` };
+    }
+    const cmd = parsed.data;
+    if (cmd.requestId !== undefined) {
+      if (this.recentSet.has(cmd.requestId)) return { index, ok: true, type: cmd.type, duplicate: true };
+    }
+    const r = this.exec(cmd, index);
+    if (r.ok && cmd.requestId !== undefined) this.remember(cmd.requestId);
+    return r;
+  }
+
+  private remember(key: string): void {
+    this.recent.push(key);
+    this.recentSet.add(key);
+    if (this.recent.length > RECENT_REQUESTS) {
+      const old = this.recent.shift()!;
+      this.recentSet.delete(old);
+    }
+  }
+
+  private exec(cmd: ParsedCommand, index: number): ApplyResult {
+    const reject = (message: string): ApplyResult => ({ index, ok: false, code: "REJECTED", message });
+    switch (cmd.type) {
+      case "noop":
+        return { index, ok: true, type: "noop" };
+      case "setTopology":
+        this.topology = { name: cmd.name, options: cmd.options, index };
+        return { index, ok: true, type: cmd.type };
+      case "createJob": {
+        if (this.jobs.has(cmd.jobId)) return reject(`job ${cmd.jobId} already exists`);
+        this.jobs.set(cmd.jobId, { jobId: cmd.jobId, spec: cmd.spec, status: "pending", createdIndex: index, updatedIndex: index, checkpoints: [], completed: 0 });
+        this.taskIds.set(cmd.jobId, new Set());
+        return { index, ok: true, type: cmd.type };
+      }
+      case "setJobStatus": {
+        const job = this.jobs.get(cmd.jobId);
+        if (job === undefined) return reject(`no job ${cmd.jobId}`);
+        if (job.status === cmd.status) return { index, ok: true, type: cmd.type, duplicate: true };
+        if (!TRANSITIONS[job.status].includes(cmd.status)) return reject(`job ${cmd.jobId}: cannot go from ${job.status} to ${cmd.status}`);
+        job.status = cmd.status;
+        job.updatedIndex = index;
+        if (cmd.error !== undefined) job.error = cmd.error;
+        return { index, ok: true, type: cmd.type };
+      }
+      case "checkpoint": {
+        const job = this.jobs.get(cmd.jobId);
+        if (job === undefined) return reject(`no job ${cmd.jobId}`);
+        if (TERMINAL.has(job.status)) return reject(`job ${cmd.jobId} is ${job.status}`);
+        const seen = this.taskIds.get(cmd.jobId)!;
+        // Each task's result is accepted once: the first batch that names it wins.
+        const fresh = cmd.tasks.filter((t) => {
+          if (seen.has(t.taskId)) return false;
+          seen.add(t.taskId);
+          return true;
+        });
+        if (fresh.length > 0) {
+          job.checkpoints.push({ index, tasks: fresh });
+          job.completed += fresh.length;
+          job.updatedIndex = index;
+        }
+        return { index, ok: true, type: cmd.type, accepted: fresh.length };
+      }
+    }
+  }
+
+  /** JSON-able snapshot (deterministic: same applied entries => same value). */
+  snapshot(): ClusterStateSnapshot {
+    return {
+      v: 1,
+      appliedIndex: this.appliedIndex,
+      topology: this.topology === null ? null : { name: this.topology.name, options: { ...this.topology.options }, index: this.topology.index },
+      members: { voters: [...this.members.voters], learners: [...this.members.learners] },
+      // Explicit key order: the digest must not depend on how a record was built.
+      jobs: [...this.jobs.values()].map((j) => {
+        const rec: JobRecord = { jobId: j.jobId, spec: j.spec, status: j.status, createdIndex: j.createdIndex, updatedIndex: j.updatedIndex, checkpoints: [], completed: j.completed };
+        if (j.error !== undefined) rec.error = j.error;
+        rec.checkpoints = j.checkpoints.map((b) => ({ index: b.index, tasks: b.tasks.map((t) => ({ taskId: t.taskId, digest: t.digest })) }));
+        return rec;
+      }),
+      recentRequests: [...this.recent],
+    };
+  }
+
+  /** Replace the state with a snapshot; an error value (state unchanged) if it is malformed. */
+  restore(data: unknown): { ok: true } | { ok: false; message: string } {
+    const parsed = snapshotSchema.safeParse(data);
+    if (!parsed.success) return { ok: false, message: `invalid cluster state snapshot: ${parsed.error.issues[0]?.message ?? "bad input"}` };
+    const s = parsed.data;
+    this.appliedIndex = s.appliedIndex;
+    this.topology = s.topology;
+    this.members = s.members;
+    this.jobs.clear();
+    this.taskIds.clear();
+    for (const j of s.jobs) {
+      const rec: JobRecord = { ...j, spec: j.spec };
+      if (j.error === undefined) delete rec.error;
+      this.jobs.set(j.jobId, rec);
+      this.taskIds.set(j.jobId, new Set(j.checkpoints.flatMap((b) => b.tasks.map((t) => t.taskId))));
+    }
+    this.recent = [...s.recentRequests];
+    this.recentSet.clear();
+    for (const k of this.recent) this.recentSet.add(k);
+    return { ok: true };
+  }
+
+  /** A 64-bit FNV-1a digest (hex) of the snapshot: equal on every peer at the same applied index. */
+  digest(): string {
+    return fnv64(JSON.stringify(this.snapshot()));
+  }
+
+  /** Completed task ids of a job (for resuming it). */
+  completedTasks(jobId: string): ReadonlySet<string> {
+    return this.taskIds.get(jobId) ?? new Set();
+  }
+}
+
+/** 64-bit FNV-1a of a string as 16 hex digits (two 32-bit lanes; not cryptographic). */
+export function fnv64(s: string): string {
+  let h1 = 0x811c9dc5 | 0;
+  let h2 = 0xcbf29ce4 | 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c ^ (h1 >>> 16), 0x01000193);
+  }
+  return (h1 >>> 0).toString(16).padStart(8, "0") + (h2 >>> 0).toString(16).padStart(8, "0");
+}
