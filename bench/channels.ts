@@ -16,7 +16,8 @@ const mbArg = process.argv.indexOf("--mb");
 const MB = mbArg > 0 ? Number(process.argv[mbArg + 1]) : 50;
 const chunkArg = process.argv.indexOf("--chunk-kb");
 const CHUNK = (chunkArg > 0 ? Number(process.argv[chunkArg + 1]) : 1024) * 1024;
-const STREAMS = 4;
+const streamsArg = process.argv.indexOf("--streams");
+const STREAMS = streamsArg > 0 ? Number(process.argv[streamsArg + 1]) : 4;
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -69,6 +70,7 @@ const result = {
   loadavg: (await import("node:os")).loadavg().map((x) => Math.round(x * 100) / 100),
   transferMB: MB,
   chunkKiB: CHUNK / 1024,
+  concurrentTransfers: STREAMS,
   coordinationRttMs: {
     idle: { p50: pct(idle, 50), p99: pct(idle, 99), n: idle.length },
     duringTransfer: { p50: pct(during, 50), p99: pct(during, 99), n: during.length },

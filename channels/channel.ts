@@ -9,6 +9,10 @@ import { decodeFrame, encodeFrame, Envelope } from "./codec.js";
 import { TokenBucket } from "./limits.js";
 import type { ChannelSpec } from "./specs.js";
 
+function isPart(bytes: Uint8Array): boolean {
+  return bytes.length > 0 && (bytes[0] === PART_MORE || bytes[0] === PART_LAST);
+}
+
 export class ChannelError extends Error {
   constructor(
     readonly code: string,
@@ -47,6 +51,9 @@ interface OutStream {
   closed: boolean;
 }
 
+const PART_MORE = 0x01;
+const PART_LAST = 0x02;
+
 /** Junk frames tolerated per peer (per minute) before we hang up on it. */
 const STRIKES_BEFORE_DISCONNECT = 3;
 
@@ -58,6 +65,8 @@ export class Channel {
   private readonly opening = new Map<string, Promise<OutStream>>();
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; out: OutStream }>();
   private readonly budgets = new Map<string, { frames: TokenBucket; bytes: TokenBucket; strikes: number[] }>();
+  /** Per peer, the tail of the queue of large (multi-part) messages: one at a time. */
+  private readonly bulkLanes = new Map<string, Promise<void>>();
   private nextId = 1;
   private stopped = false;
 
@@ -112,14 +121,14 @@ export class Channel {
       }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, out });
       options.signal?.addEventListener("abort", () => this.fail(id, new ChannelError("aborted", `${method} aborted`)), { once: true });
-      this.write(out, frame).catch((e) => this.fail(id, new ChannelError("connection", `${this.spec.name} write to ${peer.toString()} failed: ${(e as Error).message}`)));
+      this.write(out, frame, peer.toString()).catch((e) => this.fail(id, new ChannelError("connection", `${this.spec.name} write to ${peer.toString()} failed: ${(e as Error).message}`)));
     });
   }
 
   /** Fire-and-forget message (still awaits the write, so callers feel back-pressure). */
   async send(peer: PeerId, method: string, body: unknown, signal?: AbortSignal): Promise<void> {
     const out = await this.streamTo(peer, signal);
-    await this.write(out, this.encode({ t: 4, m: method, b: body }));
+    await this.write(out, this.encode({ t: 4, m: method, b: body }), peer.toString());
   }
 
   private get maxMessage(): number {
@@ -143,14 +152,14 @@ export class Channel {
     p.reject(err);
   }
 
-  private async write(out: OutStream | { lp: LengthPrefixedStream; writeChain: Promise<void> }, bytes: Uint8Array): Promise<void> {
+  private async write(out: OutStream | { lp: LengthPrefixedStream; writeChain: Promise<void> }, bytes: Uint8Array, peer: string): Promise<void> {
     // One writer at a time per stream; awaiting the write is the back-pressure.
-    const next = out.writeChain.then(() => this.writeNow(out.lp, bytes));
+    const next = out.writeChain.then(() => this.writeNow(out.lp, bytes, peer));
     out.writeChain = next.catch(() => undefined);
     await next;
   }
 
-  private async writeNow(lp: LengthPrefixedStream, bytes: Uint8Array): Promise<void> {
+  private async writeNow(lp: LengthPrefixedStream, bytes: Uint8Array, peer: string): Promise<void> {
     const chunk = this.spec.chunkBytes;
     if (!chunk || bytes.length <= chunk) {
       await lp.write(bytes);
@@ -158,25 +167,48 @@ export class Channel {
       this.stats.bytesOut += bytes.length;
       return;
     }
-    // Large message: parts, with a turn of the event loop between them.
+    // Large messages to one peer go one at a time: parallel bulk streams add no throughput
+    // on one connection, only queueing in front of everything else (bench/channels).
+    const prev = this.bulkLanes.get(peer) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = prev.then(() => mine);
+    this.bulkLanes.set(peer, tail);
+    await prev;
+    try {
+      await this.writeParts(lp, bytes, chunk);
+    } finally {
+      release();
+      if (this.bulkLanes.get(peer) === tail) this.bulkLanes.delete(peer);
+    }
+  }
+
+  private async writeParts(lp: LengthPrefixedStream, bytes: Uint8Array, chunk: number): Promise<void> {
+    // Raw part frames (first byte PART_MORE / PART_LAST, then data): no CBOR per part;
+    // a CBOR envelope (a map) never starts with these bytes.
     for (let off = 0; off < bytes.length; off += chunk) {
-      const part = encodeFrame({ t: 5, d: bytes.subarray(off, off + chunk), l: off + chunk >= bytes.length });
-      await lp.write(part);
+      const last = off + chunk >= bytes.length;
+      const data = bytes.subarray(off, Math.min(bytes.length, off + chunk));
+      const frame = new Uint8Array(data.length + 1);
+      frame[0] = last ? PART_LAST : PART_MORE;
+      frame.set(data, 1);
+      await lp.write(frame);
       this.stats.framesOut++;
-      this.stats.bytesOut += part.length;
+      this.stats.bytesOut += frame.length;
       await new Promise<void>((r) => setImmediate(r));
     }
   }
 
   /** Reassembles parts per stream; returns the whole envelope once the last part arrives. */
-  private assemble(parts: { chunks: Uint8Array[]; size: number }, env: Extract<Envelope, { t: 5 }>, peer: string): Envelope | undefined | null {
-    parts.size += env.d.length;
+  private assemble(parts: { chunks: Uint8Array[]; size: number }, frame: Uint8Array, peer: string): Envelope | undefined | null {
+    const data = frame.subarray(1);
+    parts.size += data.length;
     if (parts.size > this.maxMessage) {
       this.reject("oversize", peer);
       return null;
     }
-    parts.chunks.push(env.d);
-    if (!env.l) return undefined;
+    parts.chunks.push(data);
+    if (frame[0] !== PART_LAST) return undefined;
     const whole = new Uint8Array(parts.size);
     let off = 0;
     for (const c of parts.chunks) {
@@ -185,12 +217,7 @@ export class Channel {
     }
     parts.chunks = [];
     parts.size = 0;
-    const inner = this.decode(whole, peer);
-    if (inner && inner.t === 5) {
-      this.reject("bad_envelope", peer);
-      return null;
-    }
-    return inner ?? null;
+    return this.decode(whole, peer) ?? null;
   }
 
   private async streamTo(peer: PeerId, signal?: AbortSignal): Promise<OutStream> {
@@ -233,12 +260,12 @@ export class Channel {
         const bytes = frame.subarray();
         this.stats.framesIn++;
         this.stats.bytesIn += bytes.length;
-        let env = this.decode(bytes, peer);
-        if (env?.t === 5) {
-          const whole = this.assemble(parts, env, peer);
+        let env: Envelope | undefined;
+        if (isPart(bytes)) {
+          const whole = this.assemble(parts, bytes, peer);
           if (whole === null) break;
           env = whole;
-        }
+        } else env = this.decode(bytes, peer);
         if (!env) continue;
         if (env.t === 2 || env.t === 3) {
           const p = this.pending.get(env.id);
@@ -275,12 +302,17 @@ export class Channel {
             this.reject("rate_limited", peer, false);
             continue;
           }
-          let env = this.decode(bytes, peer);
-          if (env?.t === 5) {
-            const whole = this.assemble(parts, env, peer);
+          let env: Envelope | undefined;
+          if (isPart(bytes)) {
+            if (!this.spec.chunkBytes) {
+              this.reject("bad_envelope", peer);
+              stream.abort(new Error("parts not accepted on this channel"));
+              return;
+            }
+            const whole = this.assemble(parts, bytes, peer);
             if (whole === undefined) continue;
             env = whole ?? undefined;
-          }
+          } else env = this.decode(bytes, peer);
           if (!env) {
             // Undecodable input: stop reading this stream; the peer may try again on a new one.
             stream.abort(new Error("junk frame"));
@@ -326,7 +358,7 @@ export class Channel {
       } catch (e) {
         bytes = this.encode({ t: 3, id: env.id, c: "too_large", e: (e as Error).message });
       }
-      await this.write(writer, bytes);
+      await this.write(writer, bytes, peer);
     } catch {
       // The requester went away; nothing to do.
     }

@@ -13,13 +13,15 @@ export function decodeFrame(bytes: Uint8Array): unknown {
   return cbor.decode(bytes);
 }
 
-/** t: 1 request, 2 response (ok), 3 response (error), 4 one-way message, 5 part of a large message. */
+/**
+ * t: 1 request, 2 response (ok), 3 response (error), 4 one-way message. Large messages on
+ * channels with chunkBytes travel as raw part frames (first byte 0x01 more / 0x02 last).
+ */
 export const Envelope = z.discriminatedUnion("t", [
   z.object({ t: z.literal(1), id: z.number().int().nonnegative(), m: z.string().min(1).max(64), b: z.unknown() }),
   z.object({ t: z.literal(2), id: z.number().int().nonnegative(), b: z.unknown() }),
   z.object({ t: z.literal(3), id: z.number().int().nonnegative(), c: z.string().max(64), e: z.string().max(4096) }),
   z.object({ t: z.literal(4), m: z.string().min(1).max(64), b: z.unknown() }),
-  // A part of a large message (another envelope, encoded), l = last part.
-  z.object({ t: z.literal(5), d: z.instanceof(Uint8Array), l: z.boolean() }),
+
 ]);
 export type Envelope = z.infer<typeof Envelope>;
