@@ -20,8 +20,8 @@ export function ttyProgress(stream: NodeJS.WriteStream = process.stderr): Progre
         {
           stream,
           format: known
-            ? `${label} |{bar}| {value}/{total} | score {score}% | errors {errors} | {eta_formatted} left`
-            : `${label} {value} done | score {score}% | errors {errors}`,
+            ? `${label} |{bar}| {value}/{total} | score {score} | errors {errors} | {eta_formatted} left`
+            : `${label} {value} done | score {score} | errors {errors}`,
           hideCursor: true,
           clearOnComplete: false,
           etaBuffer: 50,
@@ -29,10 +29,10 @@ export function ttyProgress(stream: NodeJS.WriteStream = process.stderr): Progre
         },
         cliProgress.Presets.shades_classic,
       );
-      bar.start(total ?? 0, 0, { score: "0.0", errors: 0 });
+      bar.start(total ?? 0, 0, { score: "-", errors: 0 });
     },
     update(done, stats) {
-      bar?.update(done, { score: ((stats.score ?? 0) * 100).toFixed(1), errors: stats.errors ?? 0 });
+      bar?.update(done, { score: stats.score === undefined ? "-" : `${(stats.score * 100).toFixed(1)}%`, errors: stats.errors ?? 0 });
     },
     stop() {
       bar?.stop();
