@@ -10,8 +10,7 @@ import { chooseProgress } from "../evaluate/progress.js";
 import type { Module } from "../modules/module.js";
 import { Predict } from "../modules/predict.js";
 import { InputField, OutputField, Signature } from "../signature/signature.js";
-import { BootstrapFewShot } from "./bootstrap.js";
-import { LabeledFewShot } from "./labeled.js";
+import { candidateProgram } from "./random_search.js";
 import { PyRandom } from "./pyrandom.js";
 import { executorOf, markCompiled, toExamples, type CompileOptions, type Teleprompter } from "./teleprompter.js";
 import { CategoricalTPE } from "./tpe.js";
@@ -94,15 +93,7 @@ export class MIPROv2 implements Teleprompter {
     const demoSets: Record_[][][] = predictors.map(() => []);
     const bootOpts = { metric: this.o.metric, maxLabeledDemos: this.o.maxLabeledDemos, maxErrors: this.o.maxErrors };
     for (let seed = -3; seed < n - 3; seed++) {
-      let program: Module;
-      if (seed === -3) program = student.resetCopy();
-      else if (seed === -2) program = new LabeledFewShot({ k: this.o.maxLabeledDemos }).compileSync(student, { trainset });
-      else if (seed === -1) program = await new BootstrapFewShot({ ...bootOpts, maxBootstrappedDemos: this.o.maxBootstrappedDemos }).compile(student, { ...quiet, trainset, executor });
-      else {
-        const shuffled: Example[] = new PyRandom(this.o.seed + seed).shuffle([...trainset]);
-        const size = new PyRandom(this.o.seed + seed).randint(1, this.o.maxBootstrappedDemos);
-        program = await new BootstrapFewShot({ ...bootOpts, maxBootstrappedDemos: size }).compile(student, { ...quiet, trainset: shuffled, executor });
-      }
+      const program = await candidateProgram(seed, student, trainset, { ...bootOpts, maxBootstrappedDemos: this.o.maxBootstrappedDemos }, { ...quiet, executor }, this.o.seed + seed);
       program.namedPredictors().forEach(([, p], i) => demoSets[i].push(p.demos.map((d) => ({ ...d }))));
     }
 

@@ -6,7 +6,8 @@ import { DspexError } from "../errors.js";
 import type { Example, Record_ } from "../example.js";
 import type { Module } from "../modules/module.js";
 import { chooseProgress } from "../evaluate/progress.js";
-import { BootstrapFewShot } from "./bootstrap.js";
+import { BootstrapFewShot, type BootstrapFewShotOptions } from "./bootstrap.js";
+import type { Executor } from "../evaluate/executor.js";
 import { LabeledFewShot } from "./labeled.js";
 import { PyRandom } from "./pyrandom.js";
 import { executorOf, markCompiled, toExamples, type CompileOptions, type Teleprompter } from "./teleprompter.js";
@@ -21,6 +22,27 @@ export interface RandomSearchOptions {
   maxErrors?: number;
   /** Stop at the first candidate reaching this score (percentage); candidates then run in order. */
   stopAtScore?: number;
+}
+
+/**
+ * DSPy's candidate schedule (create_n_fewshot_demo_sets): seed -3 zero-shot, -2 labeled
+ * demos only, -1 bootstrapped from the trainset in order, seed >= 0 bootstrapped from a
+ * trainset shuffled with Random(rngSeed) and a demo count drawn from Random(rngSeed).
+ */
+export async function candidateProgram(
+  seed: number,
+  student: Module,
+  trainset: Example[],
+  bootstrap: BootstrapFewShotOptions & { maxBootstrappedDemos: number; maxLabeledDemos: number },
+  options: CompileOptions & { executor: Executor },
+  rngSeed: number = seed,
+): Promise<Module> {
+  if (seed === -3) return student.resetCopy();
+  if (seed === -2) return new LabeledFewShot({ k: bootstrap.maxLabeledDemos }).compileSync(student, { trainset });
+  if (seed === -1) return new BootstrapFewShot(bootstrap).compile(student, { ...options, trainset });
+  const shuffled: Example[] = new PyRandom(rngSeed).shuffle([...trainset]);
+  const size = new PyRandom(rngSeed).randint(1, bootstrap.maxBootstrappedDemos);
+  return new BootstrapFewShot({ ...bootstrap, maxBootstrappedDemos: size }).compile(student, { ...options, trainset: shuffled });
 }
 
 export interface Candidate {
@@ -57,16 +79,7 @@ export class BootstrapFewShotWithRandomSearch implements Teleprompter {
     const progress = chooseProgress(options.progress ?? "auto");
     progress.start(this.o.numCandidatePrograms + 3, "Building candidates");
     for (let seed = -3; seed < this.o.numCandidatePrograms; seed++) {
-      let program: Module;
-      if (seed === -3) program = student.resetCopy();
-      else if (seed === -2) program = new LabeledFewShot({ k: this.o.maxLabeledDemos }).compileSync(student, { trainset });
-      else if (seed === -1) {
-        program = await new BootstrapFewShot({ ...bootstrapOpts, maxBootstrappedDemos: this.o.maxBootstrappedDemos }).compile(student, { ...quiet, trainset, executor });
-      } else {
-        const shuffled: Example[] = new PyRandom(seed).shuffle([...trainset]);
-        const size = new PyRandom(seed).randint(1, this.o.maxBootstrappedDemos);
-        program = await new BootstrapFewShot({ ...bootstrapOpts, maxBootstrappedDemos: size }).compile(student, { ...quiet, trainset: shuffled, executor });
-      }
+      const program = await candidateProgram(seed, student, trainset, { ...bootstrapOpts, maxBootstrappedDemos: this.o.maxBootstrappedDemos }, { ...quiet, executor });
       candidates.push({ seed, program });
       progress.update(candidates.length, {});
     }
