@@ -81,13 +81,24 @@ const predictFullStack: Variant = {
   name: "predict_full_stack",
   async setup(url) {
     // A whole prediction: ChatAdapter format -> LM full stack -> parse into typed fields.
+    // The Predict carries ChainOfThought's signature, so it sends the same bytes as the others.
+    const lm = createLM("openai/sim", { baseUrl: `${url}/v1`, cache: false });
+    const predict = new ChainOfThought("question -> answer: int", { lm }).predict;
+    return { call: (i) => predict.call({ question: QUESTIONS[i % QUESTIONS.length] }), close: () => closeAllPools() };
+  },
+};
+
+const chainOfThoughtFullStack: Variant = {
+  name: "chain_of_thought_full_stack",
+  async setup(url) {
+    // The same prediction through the ChainOfThought module (adds a module call scope).
     const lm = createLM("openai/sim", { baseUrl: `${url}/v1`, cache: false });
     const cot = new ChainOfThought("question -> answer: int", { lm });
     return { call: (i) => cot.call({ question: QUESTIONS[i % QUESTIONS.length] }), close: () => closeAllPools() };
   },
 };
 
-const VARIANTS: Variant[] = [bareUndici, fullStack, fullStackLimits, predictFullStack];
+const VARIANTS: Variant[] = [bareUndici, fullStack, fullStackLimits, predictFullStack, chainOfThoughtFullStack];
 
 // ---------------------------------------------------------------------------
 

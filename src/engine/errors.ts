@@ -39,13 +39,13 @@ export class SignatureError extends DspexError {
 export class AdapterParseError extends DspexError {
   readonly adapterName: string;
   readonly lmResponse: string;
-  readonly expectedFields: string[];
+  readonly expectedFields: readonly string[];
   readonly parsedResult?: Record<string, unknown>;
   /** Tokens spent on the reply that failed to parse (so fallbacks can account for them). */
   usage?: import("./lm/types.js").LMUsage;
   constructor(args: {
     adapterName: string;
-    expectedFields: string[];
+    expectedFields: readonly string[];
     lmResponse: string;
     message?: string;
     parsedResult?: Record<string, unknown>;

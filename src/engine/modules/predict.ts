@@ -81,7 +81,8 @@ export class Predict extends Module {
       );
     }
     let signature = overrides.signature ?? this.signature;
-    let demos = (overrides.demos ?? this.demos).map(toRecord);
+    const given = overrides.demos ?? this.demos;
+    let demos = given.some((d) => d instanceof Example) ? given.map(toRecord) : (given as Record_[]);
     if (ctx.excludeDemo) demos = demos.filter((d) => !sameRecord(d, ctx.excludeDemo!));
     const config: LMSettings & { signal?: AbortSignal } = { ...this.config, ...ctx.lmOverrides, ...overrides.config };
     if (ctx.signal) config.signal = ctx.signal;

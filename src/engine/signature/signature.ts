@@ -62,6 +62,9 @@ export class Signature {
   readonly instructions: string;
   readonly inputFields: readonly FieldDef[];
   readonly outputFields: readonly FieldDef[];
+  /** Field names, computed once (signatures are immutable). */
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
 
   constructor(fields: FieldDef[], instructions?: string) {
     const seen = new Set<string>();
@@ -74,6 +77,8 @@ export class Signature {
     }
     this.inputFields = Object.freeze(fields.filter((f) => f.io === "input").map((f) => Object.freeze({ ...f })));
     this.outputFields = Object.freeze(fields.filter((f) => f.io === "output").map((f) => Object.freeze({ ...f })));
+    this.inputNames = Object.freeze(this.inputFields.map((f) => f.name));
+    this.outputNames = Object.freeze(this.outputFields.map((f) => f.name));
     // DSPy keeps instructions as a docstring and reads them through inspect.cleandoc.
     this.instructions = cleandoc(instructions ?? defaultInstructions(this.inputFields, this.outputFields));
     Object.freeze(this);
@@ -88,12 +93,6 @@ export class Signature {
     return this.inputFields.find((f) => f.name === name) ?? this.outputFields.find((f) => f.name === name);
   }
 
-  get inputNames(): string[] {
-    return this.inputFields.map((f) => f.name);
-  }
-  get outputNames(): string[] {
-    return this.outputFields.map((f) => f.name);
-  }
 
   /** Parse DSPy's string form. Untyped fields are str. */
   static parse(
