@@ -71,6 +71,8 @@ export interface StatusReport {
   members: MemberInfo[];
   topology: string;
   leader: string | null;
+  term?: number;
+  role?: string;
   channels: Record<ChannelName, Channel["stats"]>;
   telemetry: Telemetry;
 }
@@ -91,6 +93,8 @@ export class Peer {
   /** Local load, updated by whoever runs tasks on this peer. */
   load = { inflight: 0, usage: { promptTokens: 0, completionTokens: 0, costUsd: 0 }, progress: {} as NonNullable<Telemetry["progress"]> };
   rejectedTelemetry = 0;
+  /** Consensus state shown by status (set when the peer runs Raft). */
+  consensus: { status(): { lead: string | null; term: number; role: string } } | undefined;
 
   private constructor(
     readonly node: Libp2p<{ pubsub: GossipSub }>,
@@ -311,7 +315,8 @@ export class Peer {
       addrs: this.multiaddrs(),
       members: await this.members(),
       topology: "full-mesh",
-      leader: null,
+      leader: this.consensus?.status().lead ?? null,
+      ...(this.consensus ? { term: this.consensus.status().term, role: this.consensus.status().role } : {}),
       channels: Object.fromEntries(CHANNEL_NAMES.map((n) => [n, this.channels[n].stats])) as StatusReport["channels"],
       telemetry: this.ownTelemetry(),
     };
