@@ -9,7 +9,7 @@ import { evalCommand } from "./commands/eval.js";
 import { compileCommand } from "./commands/compile.js";
 import { demoCommand } from "./commands/demo.js";
 import { simLmCommand } from "./commands/sim-lm.js";
-import { keygenCommand, peerCommand, statusCommand } from "./commands/peer.js";
+import { identityCommand, keygenCommand, peerCommand, statusCommand, topologyCommand } from "./commands/peer.js";
 import { DSPEX_VERSION } from "../engine/state.js";
 
 export async function main(argv: string[]): Promise<number> {
@@ -26,6 +26,8 @@ export async function main(argv: string[]): Promise<number> {
   program.addCommand(peerCommand());
   program.addCommand(keygenCommand());
   program.addCommand(statusCommand());
+  program.addCommand(identityCommand());
+  program.addCommand(topologyCommand());
   for (const load of optionalCommands) {
     const cmd = await load();
     if (cmd) program.addCommand(cmd);

@@ -73,6 +73,7 @@ export interface StatusReport {
   leader: string | null;
   term?: number;
   role?: string;
+  committedTopology?: string;
   channels: Record<ChannelName, Channel["stats"]>;
   telemetry: Telemetry;
 }
@@ -94,7 +95,7 @@ export class Peer {
   load = { inflight: 0, usage: { promptTokens: 0, completionTokens: 0, costUsd: 0 }, progress: {} as NonNullable<Telemetry["progress"]> };
   rejectedTelemetry = 0;
   /** Consensus state shown by status (set when the peer runs Raft). */
-  consensus: { status(): { lead: string | null; term: number; role: string } } | undefined;
+  consensus: { status(): { lead: string | null; term: number; role: string }; topology(): string | undefined } | undefined;
 
   private constructor(
     readonly node: Libp2p<{ pubsub: GossipSub }>,
@@ -314,7 +315,10 @@ export class Peer {
       peer: this.id,
       addrs: this.multiaddrs(),
       members: await this.members(),
+      // The overlay this peer runs; the libp2p adapter for the topology managers is not
+      // wired yet, so a committed switch is reported separately until it is applied.
       topology: "full-mesh",
+      ...(this.consensus?.topology() ? { committedTopology: this.consensus.topology() } : {}),
       leader: this.consensus?.status().lead ?? null,
       ...(this.consensus ? { term: this.consensus.status().term, role: this.consensus.status().role } : {}),
       channels: Object.fromEntries(CHANNEL_NAMES.map((n) => [n, this.channels[n].stats])) as StatusReport["channels"],

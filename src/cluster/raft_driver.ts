@@ -64,7 +64,7 @@ export class RaftDriver {
       this.drain();
     }, options.tickMs ?? 50);
     this.timer.unref();
-    peer.consensus = { status: () => this.raft.status() };
+    peer.consensus = { status: () => this.raft.status(), topology: () => this.state.topology?.name };
   }
 
   status(): RaftStatus {

@@ -8,8 +8,14 @@ import { startMetricsServer } from "../../cluster/metrics.js";
 import { getRegistry } from "../../engine/registry.js";
 import { CliError } from "../errors.js";
 import { intFlag } from "../lm_options.js";
+import { RaftDriver } from "../../cluster/raft_driver.js";
+import { withClusterClient } from "../../cluster/client.js";
+import { peerIdFromPrivateKey, peerIdFromString } from "@libp2p/peer-id";
+import { z } from "zod";
 
 interface PeerFlags {
+  voters?: string;
+  dataDir?: string;
   listen: string[];
   bootstrap?: string[];
   keyFile?: string;
@@ -36,6 +42,8 @@ export function peerCommand(): Command {
     .option("--metrics-host <host>", "address for /metrics", "127.0.0.1")
     .option("--plugin <file...>", "local ES module(s) registering modules/metrics/tools")
     .option("--log <level>", "JSON logs on stderr at this level (debug, info, warn, error)")
+    .option("--voters <ids>", "comma-separated peer ids of the founding Raft voters (3 or 5); this peer runs consensus")
+    .option("--data-dir <dir>", "where this peer keeps its Raft log (required with --voters)")
     .option("--json", "print the listening event as one JSON line")
     .action(async (flags: PeerFlags) => {
       if (!flags.keyFile && !flags.insecure) {
@@ -49,6 +57,24 @@ export function peerCommand(): Command {
       const identity = flags.identity ? await loadOrCreateIdentity(flags.identity) : undefined;
       const logger = flags.log ? jsonLogger({ component: "peer" }, flags.log as "info") : silentLogger;
       const peer = await Peer.start({ listen: flags.listen, bootstrap: flags.bootstrap, clusterKey, identity, capacity, logger });
+      let raft: RaftDriver | undefined;
+      if (flags.voters) {
+        const voters = flags.voters.split(",").map((v) => v.trim()).filter(Boolean);
+        if (!flags.dataDir) throw new CliError("--voters needs --data-dir <dir> for the Raft log");
+        for (const v of voters) {
+          try {
+            peerIdFromString(v);
+          } catch {
+            throw new CliError(`--voters: '${v}' is not a peer id (print one with 'dspex identity --file peer.key')`);
+          }
+        }
+        raft = new RaftDriver(peer, { dir: flags.dataDir, voters, logger });
+        peer.channels.coordination.handle("propose", z.unknown(), (cmd) => {
+          const r = raft!.propose(cmd);
+          if (!r.ok) throw Object.assign(new Error(r.message), { code: "not_accepted" });
+          return { accepted: true };
+        });
+      }
       const metrics = metricsPort !== undefined ? await startMetricsServer(peer, metricsPort, flags.metricsHost) : undefined;
       if (flags.json) {
         process.stdout.write(JSON.stringify({ event: "listening", peer: peer.id, addrs: peer.multiaddrs(), ...(metrics ? { metrics: metrics.url } : {}) }) + "\n");
@@ -62,6 +88,7 @@ export function peerCommand(): Command {
         process.once("SIGTERM", stop);
       });
       await metrics?.close();
+      raft?.stop();
       await peer.stop();
       if (flags.json) process.stdout.write(JSON.stringify({ event: "stopped", peer: peer.id }) + "\n");
     });
@@ -90,7 +117,9 @@ export function statusCommand(): Command {
         process.stdout.write(JSON.stringify(s) + "\n");
         return;
       }
-      process.stdout.write(`peer ${s.peer}  topology ${s.topology}  leader ${s.leader ?? "none"}  members ${s.members.length + 1}\n`);
+      const raft = s.term !== undefined ? `  term ${s.term} (${s.role})` : "";
+      const committed = s.committedTopology ? ` (committed: ${s.committedTopology})` : "";
+      process.stdout.write(`peer ${s.peer}  topology ${s.topology}${committed}  leader ${s.leader ?? "none"}${raft}  members ${s.members.length + 1}\n`);
       for (const m of s.members) {
         const ch = Object.entries(m.channels)
           .map(([n, h]) => `${n} ${h?.ok ? `${h.rttMs} ms` : `DOWN (${h?.lastError ?? "?"})`}`)
@@ -99,4 +128,40 @@ export function statusCommand(): Command {
         process.stdout.write(`  ${m.id}  ${ch || "not probed yet"}; ${load}\n`);
       }
     });
+}
+
+export function identityCommand(): Command {
+  return new Command("identity")
+    .description("create (if needed) a peer identity file and print its peer id")
+    .requiredOption("--file <file>", "identity key file")
+    .action(async (flags: { file: string }) => {
+      const key = await loadOrCreateIdentity(flags.file);
+      process.stdout.write(peerIdFromPrivateKey(key).toString() + "\n");
+    });
+}
+
+export function topologyCommand(): Command {
+  const cmd = new Command("topology").description("cluster-wide topology, committed through Raft");
+  cmd
+    .command("set")
+    .description("switch every peer to a topology (full-mesh, hyparview, client-server, static)")
+    .argument("<name>", "topology name")
+    .requiredOption("--join <multiaddr>", "any peer running consensus (--voters)")
+    .option("--key-file <file>", "the cluster key")
+    .option("--options <json>", "topology options as JSON", "{}")
+    .action(async (name: string, flags: { join: string; keyFile?: string; options: string }) => {
+      if (!["full-mesh", "hyparview", "client-server", "static"].includes(name)) {
+        throw new CliError(`unknown topology '${name}'; valid: full-mesh, hyparview, client-server, static`);
+      }
+      let options: unknown;
+      try {
+        options = JSON.parse(flags.options);
+      } catch (e) {
+        throw new CliError(`--options is not valid JSON (${(e as Error).message})`);
+      }
+      const key = flags.keyFile ? await readClusterKey(flags.keyFile) : undefined;
+      await withClusterClient(flags.join, key, (ask) => ask("propose", { type: "setTopology", name, options }));
+      process.stdout.write(`proposed topology ${name}; 'dspex status' shows it once committed\n`);
+    });
+  return cmd;
 }
