@@ -13,6 +13,7 @@ import { eventually } from "./helpers.js";
 const key = newClusterKey();
 const dir = mkdtempSync(join(tmpdir(), "dspex-raft-peers-"));
 const running: { peer: Peer; raft: RaftDriver }[] = [];
+const pick = (s: { role: string; term: number; lead: string | null; commit: number }) => ({ role: s.role, term: s.term, lead: s.lead?.slice(-6), commit: s.commit });
 
 async function startMember(i: number, voters: string[] | undefined, bootstrap?: string) {
   const identity = await loadOrCreateIdentity(join(dir, `id${i}.key`));
@@ -35,6 +36,9 @@ describe("Raft over the coordination channel", () => {
     const voters = ids.map((k) => peerIdFromPublicKey(k).toString());
     const first = await startMember(0, voters);
     const members = [first, ...(await Promise.all([1, 2].map((i) => startMember(i, voters, first.peer.multiaddrs()[0]))))];
+    // Everyone connected to everyone first (member exchange), so losing the bootstrap peer
+    // cannot split the other two.
+    await eventually(async () => ((await Promise.all(members.map((m) => m.peer.members()))).every((l) => l.length === 2) ? true : undefined), 20_000, "full mesh of three");
     for (const [i, m] of members.entries()) running.push({ peer: m.peer, raft: new RaftDriver(m.peer, { dir: join(dir, `raft${i}`), voters, tickMs: 20 }) });
 
     const leaderOf = () => {
@@ -62,7 +66,7 @@ describe("Raft over the coordination channel", () => {
     const next = await eventually(async () => {
       const l = leaderOf();
       return l && l !== leader ? l : undefined;
-    }, 20_000, "a new leader");
+    }, 30_000, `a new leader (statuses when the leader stopped: ${JSON.stringify(running.map((r) => ({ id: r.peer.id.slice(-6), ...pick(r.raft.status()) })))})`);
     const electedMs = performance.now() - t0;
     expect(next).not.toBe(leader);
     expect(electedMs).toBeLessThan(10_000);
