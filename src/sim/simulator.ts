@@ -205,6 +205,9 @@ class Conn {
   openAtB = 0;
   lastAB = 0;
   lastBA = 0;
+  /** Latest scheduled arrival per direction (fifo or not): a close is ordered after it. */
+  maxAB = 0;
+  maxBA = 0;
   constructor(
     readonly a: number,
     readonly b: number,
@@ -602,12 +605,14 @@ export class Simulator<M = unknown> {
           if (t < c.lastBA) t = c.lastBA;
           c.lastBA = t;
         }
+        if (t > c.maxBA) c.maxBA = t;
       } else {
         if (t < c.openAtB) t = c.openAtB;
         if (this.fifo) {
           if (t < c.lastAB) t = c.lastAB;
           c.lastAB = t;
         }
+        if (t > c.maxAB) c.maxAB = t;
       }
     }
     this.ev(t, K_MSG, to, from, size, msg, c);
@@ -699,7 +704,13 @@ export class Simulator<M = unknown> {
     this.nHangUps++;
     setEnd(c, src.idx, CLOSED);
     src.conns.delete(ti);
-    if (endOf(c, ti) !== CLOSED) this.ev(this.clock + this.latency(this.cfg(src.idx, ti)), K_CLOSE, ti, src.idx, 0, undefined, c);
+    if (endOf(c, ti) !== CLOSED) {
+      // Data sent before the hang-up arrives first (like a TCP FIN after the data).
+      let t = this.clock + this.latency(this.cfg(src.idx, ti));
+      const inFlight = src.idx === c.a ? c.maxAB : c.maxBA;
+      if (t < inFlight) t = inFlight;
+      this.ev(t, K_CLOSE, ti, src.idx, 0, undefined, c);
+    }
   }
 
   // ---- Event dispatch --------------------------------------------------------------

@@ -393,3 +393,33 @@ describe("adapters and storage", () => {
     expect(sim.storage(0).get("log")).toEqual([1, 2]);
   });
 });
+
+describe("hang-up ordering", () => {
+  it("messages sent just before hangUp still arrive before the close, with or without fifo", async () => {
+    const { Simulator } = await import("../../src/sim/simulator.js");
+    for (const fifo of [false, true]) {
+      for (let seed = 1; seed <= 50; seed++) {
+        const got: string[] = [];
+        const sim = new Simulator<string>({ seed, fifo, network: { minLatencyMs: 1, maxLatencyMs: 30 } });
+        sim.addNode("a", () => ({
+          handle(ev, ctx) {
+            if (ev.type === "start") ctx.dial("b");
+            if (ev.type === "connected") {
+              for (let i = 0; i < 5; i++) ctx.send("b", `m${i}`);
+              ctx.hangUp("b");
+            }
+          },
+        }));
+        sim.addNode("b", () => ({
+          handle(ev) {
+            if (ev.type === "message") got.push(ev.msg);
+            if (ev.type === "disconnected") got.push("closed");
+          },
+        }));
+        sim.run({ until: 1000 });
+        expect(got.length, `seed=${seed} fifo=${fifo}`).toBe(6);
+        expect(got[5], `seed=${seed} fifo=${fifo}: ${got.join(",")}`).toBe("closed");
+      }
+    }
+  });
+});
