@@ -18,7 +18,11 @@
 //   older than passiveMaxAgeMs are dropped, so a dead node leaves every passive view within
 //   that bound even if nobody tries to dial it. Shuffles ship ages; active members are age 0.
 // - A maintenance tick refills the active view from the passive view (also after
-//   DISCONNECT) and re-joins through bootstrap / recently lost peers when isolated.
+//   DISCONNECT) and re-joins through bootstrap / recently lost peers when isolated, with
+//   exponential backoff (250 ms .. 8 s) until the node has a neighbour again.
+// - A JOIN contact, and a node accepting a high-priority NEIGHBOR, hand the asker their
+//   active view and a passive sample, so a young or isolated node has live candidates.
+// - Losing the last active member upgrades outstanding NEIGHBOR requests to high priority.
 // - Partition repair: peers lost to a disconnection or a failed dial go to a "graveyard";
 //   every ~repairMs one is re-dialed; if it answers, it is taken into the active view with a
 //   high-priority NEIGHBOR (this re-links separated overlays after a heal) and the rest of
@@ -77,8 +81,13 @@ export class HyParView implements OverlayManager {
   readonly passive = new Map<NodeId, number>();
   /** Peers lost to a disconnection or failed dial: peer -> when. */
   private readonly graveyard = new Map<NodeId, number>();
-  /** Peers that rejected a NEIGHBOR request recently: peer -> when. */
-  private readonly rejected = new Map<NodeId, number>();
+  /** Peers that rejected (or did not answer) a NEIGHBOR request recently: peer -> when and whether it was high priority. */
+  private readonly rejected = new Map<NodeId, { at: number; high: boolean }>();
+  /** Priority of each outstanding NEIGHBOR request (parallel to `pending`). */
+  private readonly pendingHigh = new Set<NodeId>();
+  /** Isolation backoff: earliest time of the next JOIN attempt, and the current delay. */
+  private nextJoinAt = 0;
+  private joinBackoffMs = 0;
   private readonly repairing = new Set<NodeId>();
   private joining: { target: NodeId; at: number } | undefined;
   private lastShuffle: NodeId[] = [];
@@ -121,10 +130,12 @@ export class HyParView implements OverlayManager {
     this.nextRepair = now + env.rng.range(this.cfg.repairMs / 2, this.cfg.repairMs * 1.5);
     if (seed !== undefined) {
       // Switched in on a running node: known members seed the passive view; connected
-      // peers are asked first (low priority), the tick fills the rest.
+      // peers are asked first, with high priority (the active view is empty: paper rule;
+      // with low priority, peers already full refused and the node could stay without a
+      // neighbour for longer than Plumtree's neighbour-sync window), the tick fills the rest.
       for (const p of sample(env.rng, seed.members, this.cfg.passiveSize)) if (p !== env.id) this.passive.set(p, now);
       const conn = env.rng.shuffle(seed.connected.filter((p) => p !== env.id));
-      for (const p of conn.slice(0, this.cfg.activeSize)) this.requestNeighbor(env, p, false);
+      for (const p of conn.slice(0, this.cfg.activeSize)) this.requestNeighbor(env, p, true);
       if (this.pending.size === 0) this.join(env);
       return;
     }
@@ -141,6 +152,8 @@ export class HyParView implements OverlayManager {
     if (this.active.has(peer) && env.isConnected(peer) && !this.up.has(peer)) {
       this.up.add(peer);
       env.neighborUp(peer);
+      this.joinBackoffMs = 0;
+      this.nextJoinAt = 0;
     }
   }
 
@@ -153,7 +166,7 @@ export class HyParView implements OverlayManager {
   /** Add to the active view (dropping a random member if full). `neighbor`: also send a high-priority NEIGHBOR. */
   private addActive(env: OverlayEnv, peer: NodeId, neighbor: boolean): void {
     if (peer === env.id || this.active.has(peer)) return;
-    this.pending.delete(peer);
+    this.clearPending(peer);
     this.passive.delete(peer);
     this.graveyard.delete(peer);
     if (this.joining?.target === peer) this.joining = undefined;
@@ -200,8 +213,37 @@ export class HyParView implements OverlayManager {
   private requestNeighbor(env: OverlayEnv, peer: NodeId, high: boolean): void {
     if (peer === env.id || this.active.has(peer) || this.pending.has(peer)) return;
     this.pending.set(peer, env.now + this.cfg.neighborTimeoutMs);
+    if (high) this.pendingHigh.add(peer);
+    else this.pendingHigh.delete(peer);
     this.stats.promotions++;
     env.send(peer, { type: "hv.neighbor", high });
+  }
+
+  /** Forget an outstanding NEIGHBOR request; returns whether there was one. */
+  private clearPending(peer: NodeId): boolean {
+    this.pendingHigh.delete(peer);
+    return this.pending.delete(peer);
+  }
+
+  /**
+   * The active view just became empty: outstanding low-priority requests may be rejected
+   * by full peers, so re-send them as high priority (paper: a node with an empty active
+   * view asks with high priority, which is always accepted).
+   */
+  private upgradePending(env: OverlayEnv): void {
+    for (const p of this.pending.keys()) {
+      if (this.pendingHigh.has(p)) continue;
+      this.pendingHigh.add(p);
+      this.pending.set(p, env.now + this.cfg.neighborTimeoutMs);
+      env.send(p, { type: "hv.neighbor", high: true });
+    }
+  }
+
+  /** Candidate for a refill request: not already asked, and not recently refused at the priority we would ask with now. */
+  private excluded(x: NodeId, high: boolean): boolean {
+    if (this.pending.has(x)) return true;
+    const r = this.rejected.get(x);
+    return r !== undefined && (r.high || !high);
   }
 
   /**
@@ -212,10 +254,11 @@ export class HyParView implements OverlayManager {
    */
   private refill(env: OverlayEnv): void {
     while (this.active.size + this.pending.size < this.cfg.activeSize && (this.refillBudget > 0 || this.active.size === 0)) {
-      const q = pickFromSet(env.rng, this.passive, (x) => this.pending.has(x) || this.rejected.has(x));
+      const high = this.active.size === 0;
+      const q = pickFromSet(env.rng, this.passive, (x) => this.excluded(x, high));
       if (q === undefined) break;
       this.refillBudget--;
-      this.requestNeighbor(env, q, this.active.size === 0);
+      this.requestNeighbor(env, q, high);
     }
     if (this.active.size === 0 && this.pending.size === 0 && this.joining === undefined) this.join(env);
   }
@@ -226,15 +269,39 @@ export class HyParView implements OverlayManager {
     this.refill(env);
   }
 
+  /**
+   * Isolated (empty active view, nothing pending, passive view exhausted): JOIN through a
+   * bootstrap peer or a recently lost one. Attempts back off exponentially (250 ms doubling
+   * to 8 s, reset once the node has a neighbour again); the "rejoin" timer retries, so an
+   * isolated node keeps trying until it has a neighbour, without a dial storm.
+   */
   private join(env: OverlayEnv): void {
+    const now = env.now;
+    if (now < this.nextJoinAt) {
+      env.setTimer("rejoin", this.nextJoinAt - now);
+      return;
+    }
+    this.joinBackoffMs = this.joinBackoffMs === 0 ? 250 : Math.min(8000, this.joinBackoffMs * 2);
+    this.nextJoinAt = now + this.joinBackoffMs;
+    env.setTimer("rejoin", this.joinBackoffMs);
     const candidates: NodeId[] = [];
     for (const b of env.bootstrapPeers()) if (b !== env.id && !this.active.has(b)) candidates.push(b);
-    for (const g of this.graveyard.keys()) candidates.push(g);
+    for (const g of this.graveyard.keys()) if (!candidates.includes(g)) candidates.push(g);
     if (candidates.length === 0) return;
     const target = env.rng.pick(candidates);
-    this.joining = { target, at: env.now };
+    this.joining = { target, at: now };
     this.stats.joins++;
     env.send(target, { type: "hv.join" });
+  }
+
+  /** Tell a peer that just joined (or re-joined through us) some live-looking members, so its passive view is not empty. */
+  private sharePeers(env: OverlayEnv, to: NodeId): void {
+    const now = env.now;
+    const peers: AgedPeer[] = [];
+    for (const p of this.active) if (p !== to) peers.push([p, 0]);
+    for (const p of sample(env.rng, [...this.passive.keys()].filter((x) => x !== to), Math.max(0, this.cfg.passiveSize - peers.length)))
+      peers.push([p, Math.max(0, now - this.passive.get(p)!)]);
+    if (peers.length > 0) env.sendIfConnected(to, { type: "hv.shuffle_reply", peers });
   }
 
   // ---- Events ------------------------------------------------------------------------------
@@ -266,10 +333,11 @@ export class HyParView implements OverlayManager {
 
   private lost(env: OverlayEnv, peer: NodeId): void {
     const wasActive = this.removeActive(env, peer);
-    const wasPending = this.pending.delete(peer);
+    const wasPending = this.clearPending(peer);
     if (this.joining?.target === peer) this.joining = undefined;
     if (wasActive || wasPending) {
       this.bury(env, peer);
+      if (wasActive && this.active.size === 0) this.upgradePending(env);
       if (wasActive) this.startRefill(env);
       else this.refill(env);
     }
@@ -280,11 +348,12 @@ export class HyParView implements OverlayManager {
     this.repairing.delete(peer);
     this.passive.delete(peer);
     const wasActive = this.removeActive(env, peer);
-    const wasPending = this.pending.delete(peer);
+    const wasPending = this.clearPending(peer);
     const wasJoin = this.joining?.target === peer;
     if (wasJoin) this.joining = undefined;
     if (wasActive || wasPending || wasJoin) {
       this.bury(env, peer);
+      if (wasActive && this.active.size === 0) this.upgradePending(env);
       if (wasActive) this.startRefill(env);
       else this.refill(env);
     }
@@ -310,6 +379,7 @@ export class HyParView implements OverlayManager {
     switch (m.type) {
       case "hv.join": {
         this.addActive(env, from, false);
+        this.sharePeers(env, from);
         for (const q of this.active) if (q !== from) env.sendIfConnected(q, { type: "hv.forward_join", node: from, ttl: this.cfg.arwl });
         return;
       }
@@ -338,23 +408,28 @@ export class HyParView implements OverlayManager {
         const accept = m.high === true || this.active.size < this.cfg.activeSize || this.pending.has(from);
         if (accept) this.addActive(env, from, false);
         env.sendIfConnected(from, { type: "hv.neighbor_reply", accepted: accept });
+        // A high-priority request comes from a node with an empty active view: it may have
+        // lost its passive view too, so give it fresh candidates.
+        if (accept && m.high === true) this.sharePeers(env, from);
         return;
       }
       case "hv.neighbor_reply": {
-        const wasPending = this.pending.delete(from);
+        const wasHigh = this.pendingHigh.has(from);
+        const wasPending = this.clearPending(from);
         if (m.accepted) {
           if (wasPending || this.active.size < this.cfg.activeSize) this.addActive(env, from, false);
           else if (!this.active.has(from)) env.sendIfConnected(from, { type: "hv.disconnect" });
         } else if (wasPending) {
-          this.rejected.set(from, env.now);
+          this.rejected.set(from, { at: env.now, high: wasHigh });
           this.refill(env);
         }
         return;
       }
       case "hv.disconnect": {
-        this.pending.delete(from);
+        this.clearPending(from);
         if (this.removeActive(env, from)) {
           this.addPassive(env, from, env.now);
+          if (this.active.size === 0) this.upgradePending(env);
           this.startRefill(env);
         }
         return;
@@ -404,6 +479,9 @@ export class HyParView implements OverlayManager {
         this.shuffle(env);
         env.setTimer("shuffle", env.rng.range(this.cfg.shuffleMs * 0.75, this.cfg.shuffleMs * 1.25));
         return;
+      case "rejoin":
+        if (this.active.size === 0) this.refill(env);
+        return;
     }
   }
 
@@ -415,15 +493,18 @@ export class HyParView implements OverlayManager {
     for (const [p, seen] of this.passive) if (now - seen > maxAge) this.passive.delete(p);
     for (const [p, deadline] of this.pending) {
       if (deadline <= now) {
-        this.pending.delete(p);
-        this.rejected.set(p, now);
+        this.rejected.set(p, { at: now, high: this.pendingHigh.has(p) });
+        this.clearPending(p);
       }
     }
-    for (const [p, t] of this.rejected) if (now - t > 3000) this.rejected.delete(p);
+    for (const [p, r] of this.rejected) if (now - r.at > 3000) this.rejected.delete(p);
     for (const [p, t] of this.graveyard) if (now - t > this.cfg.graveyardTtlMs) this.graveyard.delete(p);
     if (this.joining !== undefined && now - this.joining.at > this.cfg.neighborTimeoutMs) this.joining = undefined;
     if (this.active.size + this.pending.size < this.cfg.activeSize && this.refillBudget <= 0 && now >= this.nextIdleRefill) {
-      this.nextIdleRefill = now + this.cfg.idleRefillMs;
+      // A leaf (one active member) is one failure away from isolation and, with its only
+      // neighbour, may form a two-node island (seen after a switch back to hyparview): it
+      // asks every tick rather than every idleRefillMs.
+      this.nextIdleRefill = now + (this.active.size <= 1 ? 1000 : this.cfg.idleRefillMs);
       this.refillBudget = 1;
     }
     this.refill(env);

@@ -54,6 +54,25 @@ describe("hyparview", () => {
     });
   });
 
+  it("1,000 nodes, 50% crash, more seeds: no node is left with an empty active view; one overlay within 5 s", () => {
+    // Regression: young nodes (started less than a shuffle period before the crash) had 1-2
+    // passive entries; when all of them died the node stayed isolated for good (with the
+    // simulator's hang-up fix, seeds 101-104 never reconnected). After the fix: 500-1000 ms
+    // on seeds 101-112. The 5 s bound leaves room for a timed-out request (2 s) and a retry.
+    for (const seed of [102, 103, 104, 105]) {
+      withSeed(seed, () => {
+        const ex = expectFor(seed);
+        const c = hyparviewCluster(seed, 1000);
+        converge(c, seed);
+        crashFraction(c, 0.5, seed);
+        const t0 = c.sim.now;
+        const t = runUntil(c, () => hyparviewProblems(c).length === 0, 250, 5000);
+        ex(hyparviewProblems(c).slice(0, 5), "not reconnected within 5 s of the crash").toEqual([]);
+        ex(t! - t0).toBeLessThanOrEqual(5000);
+      });
+    }
+  });
+
   it("2,000 nodes: connected, symmetric views, broadcast reaches every node; same seed replays", () => {
     const seed = 202;
     withSeed(seed, () => {
@@ -147,9 +166,15 @@ describe("hyparview", () => {
       const c = hyparviewCluster(seed, 200);
       converge(c, seed);
       const lonely = 42;
+      const joins0 = hv(c, lonely).stats.joins;
       c.sim.partition([[lonely]]);
       c.sim.run({ duration: 20_000 });
       ex(hv(c, lonely).active.size).toBe(0);
+      // It keeps trying, with backoff (250 ms doubling to 8 s: ~7 JOINs in 20 s; without the
+      // backoff it re-sent one per failed dial, i.e. hundreds).
+      const joins = hv(c, lonely).stats.joins - joins0;
+      ex(joins, "JOIN attempts while isolated").toBeGreaterThanOrEqual(4);
+      ex(joins, "JOIN attempts while isolated").toBeLessThanOrEqual(12);
       c.sim.heal();
       const t0 = c.sim.now;
       const t = runUntil(c, () => hyparviewProblems(c).length === 0, 500, 15_000);
