@@ -1,13 +1,8 @@
-// Loading programs and datasets for CLI commands, with checks that they fit each other.
+// Datasets for CLI commands, with checks that they fit the program.
 import { readRecords } from "../engine/evaluate/data.js";
 import type { Record_ } from "../engine/example.js";
 import type { Module } from "../engine/modules/module.js";
-import { loadProgram } from "../engine/state.js";
 import { CliError } from "./errors.js";
-
-export async function loadProgramForCli(path: string): Promise<Module> {
-  return loadProgram(path);
-}
 
 /** The dataset's first record (for checks) and a fresh stream over all of it. */
 export async function peekRecords(path: string): Promise<{ records: Record_[]; all: () => AsyncIterable<Record_> }> {

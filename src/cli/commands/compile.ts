@@ -8,7 +8,7 @@ import { resolveMetric } from "../../engine/evaluate/metrics.js";
 import { Example } from "../../engine/example.js";
 import { getRegistry } from "../../engine/registry.js";
 import { withSettings } from "../../engine/settings.js";
-import { saveProgram } from "../../engine/state.js";
+import { loadProgram, saveProgram } from "../../engine/state.js";
 import { BootstrapFewShot } from "../../engine/teleprompt/bootstrap.js";
 import { LabeledFewShot } from "../../engine/teleprompt/labeled.js";
 import { BootstrapFewShotWithRandomSearch } from "../../engine/teleprompt/random_search.js";
@@ -16,7 +16,7 @@ import { MIPROv2 } from "../../engine/teleprompt/mipro.js";
 import type { Teleprompter } from "../../engine/teleprompt/teleprompter.js";
 import { CliError } from "../errors.js";
 import { addLMOptions, intFlag, openLM, type LMFlags } from "../lm_options.js";
-import { checkFields, loadProgramForCli, parseInputKeys } from "../program_io.js";
+import { checkFields, parseInputKeys } from "../program_io.js";
 
 export const OPTIMIZERS = ["labeled", "bootstrap", "random-search", "mipro"] as const;
 
@@ -74,7 +74,7 @@ export function compileCommand(): Command {
     const numCandidates = intFlag("num-candidates", flags.numCandidates, flags.optimizer === "mipro" ? 6 : 16, 0);
     const numTrials = flags.numTrials === undefined ? undefined : intFlag("num-trials", flags.numTrials, 0, 1);
     const seed = intFlag("seed", flags.seed, 9);
-    const program = await loadProgramForCli(flags.program);
+    const program = await loadProgram(flags.program);
     const train = await readAll(flags.data);
     const inputKeys = parseInputKeys(flags.inputKeys) ?? checkFields(program, train, flags.data);
     const val = flags.valset ? await readAll(flags.valset) : undefined;

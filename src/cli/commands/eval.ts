@@ -7,7 +7,8 @@ import { resolveMetric } from "../../engine/evaluate/metrics.js";
 import { getRegistry } from "../../engine/registry.js";
 import { withSettings } from "../../engine/settings.js";
 import { addLMOptions, intFlag, openLM, type LMFlags } from "../lm_options.js";
-import { checkFields, loadProgramForCli, parseInputKeys, peekRecords } from "../program_io.js";
+import { checkFields, parseInputKeys, peekRecords } from "../program_io.js";
+import { loadProgram } from "../../engine/state.js";
 
 interface EvalFlags extends LMFlags {
   program: string;
@@ -39,7 +40,7 @@ export function evalCommand(): Command {
     resolveMetric(flags.metric); // unknown names fail before any work
     const concurrency = intFlag("concurrency", flags.concurrency, 16, 1);
     const maxErrors = intFlag("max-errors", flags.maxErrors, 10);
-    const program = await loadProgramForCli(flags.program);
+    const program = await loadProgram(flags.program);
     const { records, all } = await peekRecords(flags.data);
     const inputKeys = parseInputKeys(flags.inputKeys) ?? checkFields(program, records, flags.data);
     const opened = await openLM(flags);
