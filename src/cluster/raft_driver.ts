@@ -4,12 +4,12 @@
 // Readys are handled one at a time: persist (fsync) → send → apply → advance.
 import { peerIdFromString } from "@libp2p/peer-id";
 import { z } from "zod";
-import { ClusterState } from "../consensus/cluster_state.js";
+import { ClusterState, type ApplyResult } from "../consensus/cluster_state.js";
 import { FileRaftStorage } from "../consensus/file_storage.js";
 import { parseRaftMessage } from "../consensus/messages.js";
 import { RaftNode, bootstrapState, type RaftStatus } from "../consensus/raft.js";
 import { isEmptyState, persistUpdateOf } from "../consensus/storage.js";
-import type { Message } from "../consensus/types.js";
+import type { Entry, Message } from "../consensus/types.js";
 import type { Peer } from "./peer.js";
 import type { Logger } from "./log.js";
 import { silentLogger } from "./log.js";
@@ -35,6 +35,9 @@ export class RaftDriver {
   /** Messages from peers that failed validation (counted, never applied). */
   rejected = 0;
   private readonly log: Logger;
+  /** Callers waiting for their command (by requestId) to be applied. */
+  private readonly waiters = new Map<string, (r: ApplyResult) => void>();
+  private readonly applyListeners = new Set<(r: ApplyResult, data: unknown) => void>();
 
   constructor(
     private readonly peer: Peer,
@@ -48,7 +51,8 @@ export class RaftDriver {
       persisted = this.storage.load();
     }
     if (persisted.snapshot) this.state.restore(persisted.snapshot.data);
-    this.raft = new RaftNode({ id: peer.id, random: Math.random, electionTick: options.electionTick ?? 10, heartbeatTick: 1 }, persisted);
+    // Few entries per append: job checkpoints carry results, and one coordination frame is 1 MiB.
+    this.raft = new RaftNode({ id: peer.id, random: Math.random, electionTick: options.electionTick ?? 10, heartbeatTick: 1, maxEntriesPerMsg: 8 }, persisted);
     peer.channels.coordination.on("raft", z.unknown(), (raw, ctx) => {
       const parsed = parseRaftMessage(raw, ctx.peer);
       if (!parsed.ok) {
@@ -78,6 +82,56 @@ export class RaftDriver {
     return r.ok ? { ok: true } : { ok: false, message: r.error.message };
   }
 
+  /** True when this peer is the Raft leader (the cluster coordinator). */
+  isLeader(): boolean {
+    return this.raft.status().role === "leader";
+  }
+
+  /** Called for every applied entry (on every peer), with the command's data. */
+  onApply(fn: (r: ApplyResult, data: unknown) => void): () => void {
+    this.applyListeners.add(fn);
+    return () => this.applyListeners.delete(fn);
+  }
+
+  /**
+   * Propose a command carrying a requestId and wait until it is applied here. Safe to
+   * retry with the same requestId: the state machine applies a key once.
+   */
+  async proposeAndWait(command: { requestId: string } & Record<string, unknown>, timeoutMs = 10_000): Promise<ApplyResult> {
+    const key = command.requestId;
+    return await new Promise<ApplyResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(key);
+        reject(Object.assign(new Error(`command ${command.type as string} (${key}) not committed within ${timeoutMs} ms (no quorum or leader change); retry`), { code: "not_committed" }));
+      }, timeoutMs);
+      timer.unref();
+      this.waiters.set(key, (r) => {
+        clearTimeout(timer);
+        this.waiters.delete(key);
+        resolve(r);
+      });
+      const r = this.propose(command);
+      if (!r.ok) {
+        clearTimeout(timer);
+        this.waiters.delete(key);
+        reject(Object.assign(new Error(r.message), { code: "not_accepted" }));
+      }
+    });
+  }
+
+  private applied(e: Entry): void {
+    const r = this.state.apply(e);
+    const data = e.data as { requestId?: unknown } | null;
+    if (data && typeof data === "object" && typeof data.requestId === "string") this.waiters.get(data.requestId)?.(r);
+    for (const fn of this.applyListeners) {
+      try {
+        fn(r, e.data);
+      } catch (err) {
+        this.log.warn("apply listener failed", { error: String(err) });
+      }
+    }
+  }
+
   private drain(): void {
     if (this.stopped) return;
     if (this.draining) {
@@ -93,7 +147,7 @@ export class RaftDriver {
           this.storage.persist(persistUpdateOf(rd)); // durable before anything leaves
           for (const m of rd.messages) this.send(m);
           if (rd.installSnapshot && rd.snapshot) this.state.restore(rd.snapshot.data);
-          for (const e of rd.committedEntries) this.state.apply(e);
+          for (const e of rd.committedEntries) this.applied(e);
           this.raft.advance(rd);
         }
       } while (this.again);

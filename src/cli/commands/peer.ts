@@ -8,10 +8,9 @@ import { startMetricsServer } from "../../cluster/metrics.js";
 import { getRegistry } from "../../engine/registry.js";
 import { CliError } from "../errors.js";
 import { intFlag } from "../lm_options.js";
-import { RaftDriver } from "../../cluster/raft_driver.js";
+import { startConsensus } from "../peer/consensus.js";
 import { withClusterClient } from "../../cluster/client.js";
-import { peerIdFromPrivateKey, peerIdFromString } from "@libp2p/peer-id";
-import { z } from "zod";
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 
 interface PeerFlags {
   voters?: string;
@@ -57,24 +56,7 @@ export function peerCommand(): Command {
       const identity = flags.identity ? await loadOrCreateIdentity(flags.identity) : undefined;
       const logger = flags.log ? jsonLogger({ component: "peer" }, flags.log as "info") : silentLogger;
       const peer = await Peer.start({ listen: flags.listen, bootstrap: flags.bootstrap, clusterKey, identity, capacity, logger });
-      let raft: RaftDriver | undefined;
-      if (flags.voters) {
-        const voters = flags.voters.split(",").map((v) => v.trim()).filter(Boolean);
-        if (!flags.dataDir) throw new CliError("--voters needs --data-dir <dir> for the Raft log");
-        for (const v of voters) {
-          try {
-            peerIdFromString(v);
-          } catch {
-            throw new CliError(`--voters: '${v}' is not a peer id (print one with 'dspex identity --file peer.key')`);
-          }
-        }
-        raft = new RaftDriver(peer, { dir: flags.dataDir, voters, logger });
-        peer.channels.coordination.handle("propose", z.unknown(), (cmd) => {
-          const r = raft!.propose(cmd);
-          if (!r.ok) throw Object.assign(new Error(r.message), { code: "not_accepted" });
-          return { accepted: true };
-        });
-      }
+      const raft = startConsensus(peer, flags, logger);
       const metrics = metricsPort !== undefined ? await startMetricsServer(peer, metricsPort, flags.metricsHost) : undefined;
       if (flags.json) {
         process.stdout.write(JSON.stringify({ event: "listening", peer: peer.id, addrs: peer.multiaddrs(), ...(metrics ? { metrics: metrics.url } : {}) }) + "\n");
