@@ -50,6 +50,8 @@ export const setJobStatusSchema = z.strictObject({
   jobId: id,
   status: z.enum(JOB_STATUSES),
   error: z.string().max(4096).optional(),
+  /** The job's outcome (e.g. a compiled program's JSON) when it reaches done. */
+  result: json.optional(),
   requestId,
 });
 
@@ -57,6 +59,8 @@ export const taskResultSchema = z.strictObject({
   taskId: id,
   /** Digest of the task's result (the result itself lives with the coordinator / in checkpoints on disk). */
   digest: z.string().min(1).max(256),
+  /** The result itself, so a new coordinator can resume the job without redoing the task. */
+  result: json.optional(),
 });
 
 export const checkpointSchema = z.strictObject({
@@ -84,7 +88,7 @@ export interface Topology {
 export interface CheckpointBatch {
   /** Log index of the checkpoint command. */
   index: number;
-  tasks: Array<{ taskId: string; digest: string }>;
+  tasks: Array<{ taskId: string; digest: string; result?: Json }>;
 }
 
 export interface JobRecord {
@@ -92,6 +96,7 @@ export interface JobRecord {
   spec: Json;
   status: JobStatus;
   error?: string;
+  result?: Json;
   createdIndex: number;
   updatedIndex: number;
   checkpoints: CheckpointBatch[];
@@ -124,6 +129,7 @@ const snapshotSchema = z.strictObject({
       spec: json,
       status: z.enum(JOB_STATUSES),
       error: z.string().optional(),
+      result: json.optional(),
       createdIndex: z.number().int(),
       updatedIndex: z.number().int(),
       checkpoints: z.array(z.strictObject({ index: z.number().int(), tasks: z.array(taskResultSchema) })),
@@ -204,6 +210,7 @@ export class ClusterState {
         job.status = cmd.status;
         job.updatedIndex = index;
         if (cmd.error !== undefined) job.error = cmd.error;
+        if (cmd.result !== undefined) job.result = cmd.result;
         return { index, ok: true, type: cmd.type };
       }
       case "checkpoint": {
@@ -238,7 +245,8 @@ export class ClusterState {
       jobs: [...this.jobs.values()].map((j) => {
         const rec: JobRecord = { jobId: j.jobId, spec: j.spec, status: j.status, createdIndex: j.createdIndex, updatedIndex: j.updatedIndex, checkpoints: [], completed: j.completed };
         if (j.error !== undefined) rec.error = j.error;
-        rec.checkpoints = j.checkpoints.map((b) => ({ index: b.index, tasks: b.tasks.map((t) => ({ taskId: t.taskId, digest: t.digest })) }));
+        if (j.result !== undefined) rec.result = j.result;
+        rec.checkpoints = j.checkpoints.map((b) => ({ index: b.index, tasks: b.tasks.map((t) => ({ taskId: t.taskId, digest: t.digest, ...(t.result !== undefined ? { result: t.result } : {}) })) }));
         return rec;
       }),
       recentRequests: [...this.recent],
@@ -258,6 +266,7 @@ export class ClusterState {
     for (const j of s.jobs) {
       const rec: JobRecord = { ...j, spec: j.spec };
       if (j.error === undefined) delete rec.error;
+      if (j.result === undefined) delete rec.result;
       this.jobs.set(j.jobId, rec);
       this.taskIds.set(j.jobId, new Set(j.checkpoints.flatMap((b) => b.tasks.map((t) => t.taskId))));
     }
