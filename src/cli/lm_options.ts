@@ -11,6 +11,8 @@ export interface LMFlags {
   baseUrl?: string;
   simLatency?: string;
   simSeed?: string;
+  simCapacity?: string;
+  lmCache?: string;
   maxConcurrency?: string;
 }
 
@@ -19,7 +21,9 @@ export function addLMOptions(cmd: Command): Command {
     .addOption(new Option("--lm <model>", 'model: "openai/<model>", "anthropic/<model>", "gemini/<model>", or "sim" for the built-in sim-lm').env("DSPEX_LM"))
     .option("--base-url <url>", "base URL of an OpenAI-compatible server (vLLM, Ollama, sim-lm): e.g. http://127.0.0.1:8787/v1")
     .option("--sim-latency <ms>", "with --lm sim: reply latency in ms", "20")
-    .option("--sim-seed <n>", "with --lm sim: seed of its answers", "0");
+    .option("--sim-seed <n>", "with --lm sim: seed of its answers", "0")
+    .option("--sim-capacity <n>", "with --lm sim: requests it serves at once (more queue); 0 = unlimited", "0")
+    .option("--lm-cache <on|off>", "cache LM replies in memory (off: every call reaches the LM)", "on");
 }
 
 export interface OpenedLM {
@@ -40,13 +44,16 @@ export async function openLM(flags: LMFlags): Promise<OpenedLM> {
   if (!model) {
     throw new CliError('no LM chosen: pass --lm openai/gpt-4o-mini (or anthropic/..., gemini/...), or --lm sim for the built-in simulator (also settable as DSPEX_LM)');
   }
+  if (flags.lmCache !== undefined && !["on", "off"].includes(flags.lmCache)) throw new CliError(`--lm-cache must be on or off, got '${flags.lmCache}'`);
+  const cache = flags.lmCache === "off" ? { cache: false } : {};
   if (model === "sim" || model.startsWith("sim/")) {
-    const sim = await startSimLm({ port: 0, latencyMs: intFlag("sim-latency", flags.simLatency, 20), seed: intFlag("sim-seed", flags.simSeed, 0) });
-    const lm = createLM(`openai/${model === "sim" ? "sim-1" : model.slice(4)}`, { baseUrl: `${sim.url}/v1`, apiKey: "sim" });
+    const capacity = intFlag("sim-capacity", flags.simCapacity, 0);
+    const sim = await startSimLm({ port: 0, latencyMs: intFlag("sim-latency", flags.simLatency, 20), seed: intFlag("sim-seed", flags.simSeed, 0), ...(capacity > 0 ? { capacity } : {}) });
+    const lm = createLM(`openai/${model === "sim" ? "sim-1" : model.slice(4)}`, { baseUrl: `${sim.url}/v1`, apiKey: "sim", ...cache });
     return { lm, sim, close: () => sim.close() };
   }
   try {
-    const lm = createLM(model, flags.baseUrl ? { baseUrl: flags.baseUrl } : {});
+    const lm = createLM(model, { ...(flags.baseUrl ? { baseUrl: flags.baseUrl } : {}), ...cache });
     return { lm, close: async () => {} };
   } catch (e) {
     throw new CliError(`--lm ${model}: ${(e as Error).message}`);

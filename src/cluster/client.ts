@@ -13,7 +13,15 @@ import { CHANNELS } from "../../channels/specs.js";
 import { DspexError } from "../engine/errors.js";
 import type { StatusReport } from "./peer.js";
 
-export async function withClusterClient<R>(join: string, clusterKey: Uint8Array | undefined, fn: (ask: (method: string, body?: unknown, timeoutMs?: number) => Promise<unknown>) => Promise<R>, timeoutMs = 10_000): Promise<R> {
+export interface ClusterClient {
+  /** The peer this client dialled. */
+  readonly peer: string;
+  ask(method: string, body?: unknown, options?: { timeoutMs?: number; channel?: "coordination" | "inference" }): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** Dial one peer of the cluster (with the cluster key) and speak its coordination and inference channels. */
+export async function openClusterClient(join: string, clusterKey: Uint8Array | undefined, timeoutMs = 10_000): Promise<ClusterClient> {
   let addr;
   try {
     addr = multiaddr(join);
@@ -30,21 +38,33 @@ export async function withClusterClient<R>(join: string, clusterKey: Uint8Array 
     ...(clusterKey ? { connectionProtector: preSharedKey({ psk: clusterKey }) } : {}),
     services: { identify: identify() },
   });
-  const channel = new Channel(node, CHANNELS.coordination);
-  try {
-    let conn;
-    try {
-      conn = await node.dial(addr, { signal: AbortSignal.timeout(timeoutMs) });
-    } catch (e) {
-      throw new DspexError(
-        "config",
-        `cannot reach ${join} (${(e as Error).message}); check the address, that the peer runs, and that --key-file is the cluster's key`,
-      );
-    }
-    return await fn((method, body = null, t = timeoutMs) => channel.request(conn.remotePeer, method, body, { timeoutMs: t }));
-  } finally {
-    await channel.stop();
+  const channels = { coordination: new Channel(node, CHANNELS.coordination), inference: new Channel(node, CHANNELS.inference) };
+  const close = async () => {
+    await channels.coordination.stop();
+    await channels.inference.stop();
     await node.stop();
+  };
+  let conn;
+  try {
+    conn = await node.dial(addr, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    await close();
+    throw new DspexError("config", `cannot reach ${join} (${(e as Error).message}); check the address, that the peer runs, and that --key-file is the cluster's key`);
+  }
+  const remote = conn.remotePeer;
+  return {
+    peer: remote.toString(),
+    ask: (method, body = null, o = {}) => channels[o.channel ?? "coordination"].request(remote, method, body, { timeoutMs: o.timeoutMs ?? timeoutMs }),
+    close,
+  };
+}
+
+export async function withClusterClient<R>(join: string, clusterKey: Uint8Array | undefined, fn: (ask: (method: string, body?: unknown, timeoutMs?: number) => Promise<unknown>) => Promise<R>, timeoutMs = 10_000): Promise<R> {
+  const client = await openClusterClient(join, clusterKey, timeoutMs);
+  try {
+    return await fn((method, body = null, t = timeoutMs) => client.ask(method, body, { timeoutMs: t }));
+  } finally {
+    await client.close();
   }
 }
 

@@ -9,16 +9,11 @@ import { Example } from "../../engine/example.js";
 import { getRegistry } from "../../engine/registry.js";
 import { withSettings } from "../../engine/settings.js";
 import { loadProgram, saveProgram } from "../../engine/state.js";
-import { BootstrapFewShot } from "../../engine/teleprompt/bootstrap.js";
-import { LabeledFewShot } from "../../engine/teleprompt/labeled.js";
-import { BootstrapFewShotWithRandomSearch } from "../../engine/teleprompt/random_search.js";
-import { MIPROv2 } from "../../engine/teleprompt/mipro.js";
-import type { Teleprompter } from "../../engine/teleprompt/teleprompter.js";
+import { createOptimizer, OPTIMIZERS } from "../../engine/teleprompt/by_name.js";
 import { CliError } from "../errors.js";
 import { addLMOptions, intFlag, openLM, type LMFlags } from "../lm_options.js";
 import { checkFields, parseInputKeys } from "../program_io.js";
 
-export const OPTIMIZERS = ["labeled", "bootstrap", "random-search", "mipro"] as const;
 
 interface CompileFlags extends LMFlags {
   program: string;
@@ -84,14 +79,14 @@ export function compileCommand(): Command {
 
     let executor: Executor = new LocalExecutor({ concurrency });
     if (flags.checkpoint) executor = new CheckpointExecutor(executor, flags.checkpoint);
-    const optimizer: Teleprompter =
-      flags.optimizer === "labeled"
-        ? new LabeledFewShot({ k: maxLabeledDemos })
-        : flags.optimizer === "bootstrap"
-          ? new BootstrapFewShot({ metric: flags.metric, maxBootstrappedDemos, maxLabeledDemos, maxRounds })
-          : flags.optimizer === "random-search"
-            ? new BootstrapFewShotWithRandomSearch({ metric: flags.metric, maxBootstrappedDemos, maxLabeledDemos, maxRounds, numCandidatePrograms: numCandidates })
-            : new MIPROv2({ metric: flags.metric, numCandidates: Math.max(1, numCandidates), numTrials, maxBootstrappedDemos, maxLabeledDemos, seed });
+    const optimizer = createOptimizer(flags.optimizer, flags.metric, {
+      maxBootstrappedDemos,
+      maxLabeledDemos,
+      maxRounds,
+      numCandidates,
+      ...(numTrials !== undefined ? { numTrials } : {}),
+      seed,
+    });
 
     const opened = await openLM(flags);
     const started = performance.now();

@@ -47,29 +47,8 @@ export class CheckpointExecutor implements Executor {
   }
 
   async *run(batch: TaskBatch, options: RunOptions = {}): AsyncIterable<TaskResult> {
-    const programKeys = new Map<string, string>();
-    const programKey = (id: string): string => {
-      let k = programKeys.get(id);
-      if (k === undefined) {
-        const p = batch.programs[id];
-        if (!p) throw new DspexError("input", `task refers to unknown program '${id}'`);
-        k = sha256(stableJson(p instanceof Module ? { kind: p.constructor.name, state: p.dumpState() } : stripMeta(p)));
-        programKeys.set(id, k);
-      }
-      return k;
-    };
-    const keyOf = (t: Task) =>
-      sha256(
-        stableJson({
-          program: programKey(t.program),
-          example: t.example,
-          inputKeys: t.inputKeys,
-          metric: t.metric ?? null,
-          config: t.config ?? null,
-          trace: !!t.trace,
-          exclude: !!t.excludeExampleFromDemos,
-        }),
-      );
+    const taskKeys = new TaskKeys(batch.programs);
+    const keyOf = (t: Task) => taskKeys.key(t);
 
     const instant: TaskResult[] = [];
     let signalInstant: (() => void) | undefined;
@@ -118,6 +97,41 @@ export class CheckpointExecutor implements Executor {
       out.end();
       await once(out, "finish").catch(() => undefined);
     }
+  }
+}
+
+/**
+ * Content keys of tasks: a hash of what determines a task's result (program state,
+ * example, metric, LM settings), so a rerun of an optimizer finds the results of the tasks
+ * it asks for again, whatever ids it gives them.
+ */
+export class TaskKeys {
+  private readonly programKeys = new Map<string, string>();
+  constructor(private readonly programs: TaskBatch["programs"]) {}
+
+  program(id: string): string {
+    let k = this.programKeys.get(id);
+    if (k === undefined) {
+      const p = this.programs[id];
+      if (!p) throw new DspexError("input", `task refers to unknown program '${id}'`);
+      k = sha256(stableJson(p instanceof Module ? { kind: p.constructor.name, state: p.dumpState() } : stripMeta(p)));
+      this.programKeys.set(id, k);
+    }
+    return k;
+  }
+
+  key(t: Task): string {
+    return sha256(
+      stableJson({
+        program: this.program(t.program),
+        example: t.example,
+        inputKeys: t.inputKeys,
+        metric: t.metric ?? null,
+        config: t.config ?? null,
+        trace: !!t.trace,
+        exclude: !!t.excludeExampleFromDemos,
+      }),
+    );
   }
 }
 

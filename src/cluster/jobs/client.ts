@@ -1,0 +1,196 @@
+// The programmatic API for distributed jobs: `cluster.evaluate(program, devset, ...)` and
+// `cluster.compile(program, ...)`, from a peer (ClusterJobs.local) or from any process that
+// can dial one (ClusterJobs.connect). Results have the local runs' types. The job runs on
+// the coordinator; this side submits it, follows its progress, survives coordinator
+// changes (requests are retried on the new leader; the job itself resumes there), and
+// fetches the outcome.
+import { randomUUID } from "node:crypto";
+import type { EvaluationResult, ExampleResult } from "../../engine/evaluate/evaluate.js";
+import { Example, type Record_ } from "../../engine/example.js";
+import { Module } from "../../engine/modules/module.js";
+import { programFromJSON, programToJSON, type ProgramJSON } from "../../engine/state.js";
+import type { OptimizerOptions, OptimizerName } from "../../engine/teleprompt/by_name.js";
+import { openClusterClient } from "../client.js";
+import { JobError } from "./errors.js";
+import { METHODS, type JobMethod, type JobService, type JobStats } from "./service.js";
+import type { JobOptions, JobProgress, JobSpecInput, JobStatusReply } from "./wire.js";
+
+export type JobTransport = (method: JobMethod, body: unknown, timeoutMs: number) => Promise<unknown>;
+
+/** Errors worth retrying: the coordinator moved or is being elected. */
+const TRANSIENT = new Set(["no_leader", "timeout", "connection", "aborted", "not_committed", "not_accepted", "unknown_job", "closed", "stream_closed", "unreachable"]);
+
+export interface FollowOptions {
+  onProgress?: (p: { status: JobStatusReply["status"]; progress?: JobProgress; checkpointed: number }) => void;
+  signal?: AbortSignal;
+  jobId?: string;
+  /** Keep retrying an unreachable coordinator this long before giving up. Default 60 s. */
+  retryForMs?: number;
+  pollMs?: number;
+}
+
+export interface ClusterEvaluateOptions extends FollowOptions, JobOptions {
+  metric: string;
+  inputKeys?: string[];
+  maxErrors?: number;
+  failureScore?: number;
+}
+
+export interface ClusterEvaluation extends EvaluationResult {
+  jobId: string;
+  /** Per-example results, in devset order. */
+  results: ExampleResult[];
+  stats: JobStats;
+}
+
+export interface ClusterCompileOptions extends FollowOptions, JobOptions {
+  optimizer: OptimizerName;
+  optimizerOptions?: OptimizerOptions;
+  trainset: (Example | Record_)[];
+  valset?: (Example | Record_)[];
+  metric: string;
+  inputKeys?: string[];
+}
+
+export interface ClusterCompilation {
+  jobId: string;
+  program: Module;
+  json: ProgramJSON;
+  stats: JobStats;
+}
+
+export class ClusterJobs {
+  constructor(private readonly transport: JobTransport) {}
+
+  /** Jobs submitted through this peer (forwarded to the coordinator when it is not). */
+  static local(service: JobService): ClusterJobs {
+    return new ClusterJobs((m, b) => service.request(m, b));
+  }
+
+  /** Jobs submitted through a peer this process dials (like `dspex eval --join`). */
+  static async connect(join: string, clusterKey: Uint8Array | undefined): Promise<ClusterJobs & { close(): Promise<void> }> {
+    const client = await openClusterClient(join, clusterKey);
+    const jobs = new ClusterJobs((m, b, t) => client.ask(m, b, { timeoutMs: t, channel: METHODS[m].channel }));
+    return Object.assign(jobs, { close: () => client.close() });
+  }
+
+  async evaluate(program: Module | ProgramJSON, devset: Iterable<Example | Record_>, o: ClusterEvaluateOptions): Promise<ClusterEvaluation> {
+    const rows = [...devset];
+    const spec: JobSpecInput = {
+      kind: "evaluate",
+      program: toJSON(program),
+      devset: rows.map(toRecord),
+      metric: o.metric,
+      ...inputKeysOf(rows, o.inputKeys),
+      ...(o.maxErrors !== undefined ? { maxErrors: o.maxErrors } : {}),
+      ...(o.failureScore !== undefined ? { failureScore: o.failureScore } : {}),
+      options: jobOptions(o),
+    };
+    const jobId = await this.submit(spec, o);
+    const final = await this.wait(jobId, o);
+    const value = final.value as EvaluationResult & { stats: JobStats };
+    const results: ExampleResult[] = [];
+    while (true) {
+      const page = (await this.call("job.results", { jobId, offset: results.length, limit: 1000 }, o)) as { total: number; items: ExampleResult[] };
+      results.push(...page.items);
+      if (page.items.length === 0 || results.length >= page.total) break;
+    }
+    const { kind: _k, ...summary } = value as EvaluationResult & { kind?: string; stats: JobStats };
+    return { ...summary, jobId, results };
+  }
+
+  async compile(program: Module | ProgramJSON, o: ClusterCompileOptions): Promise<ClusterCompilation> {
+    const spec: JobSpecInput = {
+      kind: "compile",
+      program: toJSON(program),
+      trainset: o.trainset.map(toRecord),
+      ...(o.valset ? { valset: o.valset.map(toRecord) } : {}),
+      metric: o.metric,
+      ...inputKeysOf(o.trainset, o.inputKeys),
+      optimizer: { name: o.optimizer, options: o.optimizerOptions ?? {} },
+      options: jobOptions(o),
+    };
+    const jobId = await this.submit(spec, o);
+    const final = await this.wait(jobId, o);
+    const value = final.value as { program: ProgramJSON; stats: JobStats };
+    return { jobId, program: programFromJSON(value.program), json: value.program, stats: value.stats };
+  }
+
+  /** Submit a job; returns its id (retried submits of one id create one job). */
+  async submit(spec: JobSpecInput, o: FollowOptions = {}): Promise<string> {
+    const jobId = o.jobId ?? randomUUID();
+    await this.call("job.submit", { jobId, spec }, o, 30_000);
+    return jobId;
+  }
+
+  /** Follow a job until it ends; throws a JobError when it failed or was cancelled. */
+  async wait(jobId: string, o: FollowOptions = {}): Promise<JobStatusReply> {
+    const onAbort = () => void this.cancel(jobId).catch(() => undefined);
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      while (true) {
+        const s = (await this.call("job.status", { jobId }, o)) as JobStatusReply;
+        o.onProgress?.({ status: s.status, ...(s.progress ? { progress: s.progress } : {}), checkpointed: s.checkpointed });
+        if (s.status === "done") return s;
+        if (s.status === "failed") throw new JobError("failed", `job ${jobId} failed: ${s.error ?? "unknown error"}`);
+        if (s.status === "cancelled") throw new JobError("cancelled", `job ${jobId} was cancelled`);
+        await sleep(o.pollMs ?? 300);
+      }
+    } finally {
+      o.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async cancel(jobId: string): Promise<void> {
+    await this.call("job.cancel", { jobId }, {});
+  }
+
+  /** One request, retried across coordinator changes for up to retryForMs. */
+  private async call(method: JobMethod, body: unknown, o: FollowOptions, timeoutMs = 15_000): Promise<unknown> {
+    const end = performance.now() + (o.retryForMs ?? 60_000);
+    let delay = 200;
+    while (true) {
+      try {
+        return await this.transport(method, body, timeoutMs);
+      } catch (e) {
+        const code = String((e as { code?: unknown }).code ?? "");
+        if (!TRANSIENT.has(code) || performance.now() > end) {
+          if (e instanceof JobError) throw e;
+          throw new JobError(code === "refused" || code === "no_workers" || code === "budget" ? (code as "refused") : "unreachable", (e as Error).message);
+        }
+        if (o.signal?.aborted) throw new JobError("cancelled", `${method} cancelled`);
+        await sleep(delay);
+        delay = Math.min(2000, delay * 2);
+      }
+    }
+  }
+}
+
+function toJSON(p: Module | ProgramJSON): Record<string, unknown> {
+  return (p instanceof Module ? programToJSON(p) : p) as Record<string, unknown>;
+}
+
+function toRecord(e: Example | Record_): Record_ {
+  return e instanceof Example ? e.toDict() : e;
+}
+
+/** Examples built withInputs() carry their input keys; the job needs them as data. */
+function inputKeysOf(rows: (Example | Record_)[], given?: string[]): { inputKeys?: string[] } {
+  if (given) return { inputKeys: given };
+  const first = rows[0];
+  if (first instanceof Example && first.inputKeys) return { inputKeys: [...first.inputKeys] };
+  return {};
+}
+
+function jobOptions(o: JobOptions): JobOptions {
+  const out: JobOptions = {};
+  if (o.leaseMs !== undefined) out.leaseMs = o.leaseMs;
+  if (o.costBudgetUsd !== undefined) out.costBudgetUsd = o.costBudgetUsd;
+  if (o.rpm !== undefined) out.rpm = o.rpm;
+  if (o.tpm !== undefined) out.tpm = o.tpm;
+  return out;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
