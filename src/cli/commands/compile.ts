@@ -11,11 +11,14 @@ import { withSettings } from "../../engine/settings.js";
 import { loadProgram, saveProgram } from "../../engine/state.js";
 import { createOptimizer, OPTIMIZERS } from "../../engine/teleprompt/by_name.js";
 import { CliError } from "../errors.js";
+import { addJoinOptions, connectJobs, jobProgress, shareOfWork, type JoinFlags } from "../cluster_run.js";
+import type { Module } from "../../engine/modules/module.js";
+import type { OptimizerName, OptimizerOptions } from "../../engine/teleprompt/by_name.js";
 import { addLMOptions, intFlag, openLM, type LMFlags } from "../lm_options.js";
 import { checkFields, parseInputKeys } from "../program_io.js";
 
 
-interface CompileFlags extends LMFlags {
+interface CompileFlags extends LMFlags, JoinFlags {
   program: string;
   data: string;
   valset?: string;
@@ -56,12 +59,13 @@ export function compileCommand(): Command {
     .option("--plugin <file...>", "local ES module(s) registering modules/metrics/tools")
     .option("--json", "print a machine-readable summary on stdout");
   addLMOptions(cmd);
+  addJoinOptions(cmd);
   cmd.action(async (flags: CompileFlags) => {
     for (const p of flags.plugin ?? []) await getRegistry().loadPlugin(p);
     if (!(OPTIMIZERS as readonly string[]).includes(flags.optimizer)) {
       throw new CliError(`unknown optimizer '${flags.optimizer}'; valid: ${OPTIMIZERS.join(", ")}`);
     }
-    resolveMetric(flags.metric);
+    if (!flags.join) resolveMetric(flags.metric); // on a cluster, the peers check it
     const concurrency = intFlag("concurrency", flags.concurrency, 16, 1);
     const maxBootstrappedDemos = intFlag("max-bootstrapped-demos", flags.maxBootstrappedDemos, 4);
     const maxLabeledDemos = intFlag("max-labeled-demos", flags.maxLabeledDemos, flags.optimizer === "mipro" ? 4 : 16);
@@ -79,14 +83,12 @@ export function compileCommand(): Command {
 
     let executor: Executor = new LocalExecutor({ concurrency });
     if (flags.checkpoint) executor = new CheckpointExecutor(executor, flags.checkpoint);
-    const optimizer = createOptimizer(flags.optimizer, flags.metric, {
-      maxBootstrappedDemos,
-      maxLabeledDemos,
-      maxRounds,
-      numCandidates,
-      ...(numTrials !== undefined ? { numTrials } : {}),
-      seed,
-    });
+    const optimizerOptions = { maxBootstrappedDemos, maxLabeledDemos, maxRounds, numCandidates, ...(numTrials !== undefined ? { numTrials } : {}), seed };
+    if (flags.join) {
+      if (flags.checkpoint) throw new CliError("--checkpoint is for local runs; a cluster job checkpoints through the cluster by itself");
+      return await compileOnCluster(flags, program, trainset, valset, inputKeys, optimizerOptions);
+    }
+    const optimizer = createOptimizer(flags.optimizer, flags.metric, optimizerOptions);
 
     const opened = await openLM(flags);
     const started = performance.now();
@@ -111,4 +113,32 @@ export function compileCommand(): Command {
     }
   });
   return cmd;
+}
+
+async function compileOnCluster(flags: CompileFlags, program: Module, trainset: Example[], valset: Example[] | undefined, inputKeys: string[], options: OptimizerOptions): Promise<void> {
+  const started = performance.now();
+  const jobs = await connectJobs(flags);
+  const bar = jobProgress("Compiling on the cluster", !!flags.json);
+  try {
+    const r = await jobs.compile(program, { optimizer: flags.optimizer as OptimizerName, optimizerOptions: options, trainset, ...(valset ? { valset } : {}), metric: flags.metric, inputKeys, onProgress: bar.onProgress });
+    bar.stop();
+    await saveProgram(r.program, flags.out!);
+    let score: number | undefined;
+    if (valset) {
+      const bar2 = jobProgress("Validating on the cluster", !!flags.json);
+      score = (await jobs.evaluate(r.json, valset, { metric: flags.metric, inputKeys, onProgress: bar2.onProgress }).finally(() => bar2.stop())).score;
+    }
+    const demos = Object.fromEntries(r.program.namedPredictors().map(([p, m]) => [p, m.demos.length]));
+    const summary = { optimizer: flags.optimizer, out: flags.out, demos, ...(score !== undefined ? { valScore: score } : {}), jobId: r.jobId, stats: r.stats, durationMs: performance.now() - started };
+    if (flags.json) process.stdout.write(JSON.stringify(summary) + "\n");
+    else {
+      process.stdout.write(
+        `saved ${flags.out} (${Object.entries(demos).map(([p, n]) => `${p}: ${n} demos`).join(", ")})${score !== undefined ? `; validation score ${score}%` : ""}; ` +
+          `compiled on the cluster (job ${r.jobId})\nwork: ${shareOfWork(r.stats)}\n`,
+      );
+    }
+  } finally {
+    bar.stop();
+    await jobs.close();
+  }
 }

@@ -1,6 +1,8 @@
 // `dspex demo` (= `npm run demo`): the main job end to end on this machine: start the
-// built-in sim-lm, score a ChainOfThought program on arithmetic questions, compile it,
-// and show the before/after score, usage and time. Everything stops by itself.
+// built-in sim-lm and a local cluster of three `dspex peer` processes, score a
+// ChainOfThought program on arithmetic questions on the cluster, compile it there, and show
+// the before/after score, usage and each peer's share of the work. Everything stops by
+// itself. `--local` runs the same job in this process instead (no cluster).
 import { Command } from "commander";
 import { Evaluate } from "../../engine/evaluate/evaluate.js";
 import { LocalExecutor } from "../../engine/evaluate/executor.js";
@@ -14,6 +16,9 @@ import { BootstrapFewShotWithRandomSearch } from "../../engine/teleprompt/random
 import { PyRandom } from "../../engine/teleprompt/pyrandom.js";
 import { startSimLm } from "../../simlm/index.js";
 import { intFlag } from "../lm_options.js";
+import { startLocalCluster, type LocalCluster } from "../../cluster/local_cluster.js";
+import { ClusterJobs } from "../../cluster/jobs/client.js";
+import { jobProgress, shareOfWork } from "../cluster_run.js";
 
 /** Deterministic arithmetic questions that sim-lm understands. */
 export function arithmeticSet(n: number, seed: number): Example[] {
@@ -28,6 +33,17 @@ export function arithmeticSet(n: number, seed: number): Example[] {
   });
 }
 
+interface DemoFlags {
+  train: string;
+  dev: string;
+  latency: string;
+  concurrency: string;
+  peers: string;
+  local?: boolean;
+  out?: string;
+  json?: boolean;
+}
+
 export function demoCommand(): Command {
   return new Command("demo")
     .description("compile a sample program against the built-in sim-lm and show before/after scores")
@@ -36,8 +52,11 @@ export function demoCommand(): Command {
     .option("--latency <ms>", "sim-lm latency per call", "40")
     .option("--concurrency <n>", "LM calls in flight", "32")
     .option("--out <file>", "save the compiled program here")
+    .option("--peers <n>", "peers in the local cluster", "3")
+    .option("--local", "run in this process instead of on a local cluster")
     .option("--json", "print a machine-readable summary")
-    .action(async (flags: { train: string; dev: string; latency: string; concurrency: string; out?: string; json?: boolean }) => {
+    .action(async (flags: DemoFlags) => {
+      if (!flags.local) return await clusterDemo(flags);
       const nTrain = intFlag("train", flags.train, 60, 1);
       const nDev = intFlag("dev", flags.dev, 200, 1);
       const concurrency = intFlag("concurrency", flags.concurrency, 32, 1);
@@ -88,4 +107,70 @@ export function demoCommand(): Command {
         await sim.close();
       }
     });
+}
+
+async function clusterDemo(flags: DemoFlags): Promise<void> {
+  const nTrain = intFlag("train", flags.train, 60, 1);
+  const nDev = intFlag("dev", flags.dev, 200, 1);
+  const nPeers = intFlag("peers", flags.peers, 3, 1);
+  const latency = intFlag("latency", flags.latency, 40);
+  const say = (s: string) => {
+    if (!flags.json) process.stderr.write(s + "\n");
+  };
+  const started = performance.now();
+  const sim = await startSimLm({ port: 0, latencyMs: latency, capacity: 64, seed: 7 });
+  say(`sim-lm listening on ${sim.url} (OpenAI, Anthropic and Gemini wire formats; ${latency} ms per call)`);
+  let cluster: LocalCluster | undefined;
+  let jobs: Awaited<ReturnType<typeof ClusterJobs.connect>> | undefined;
+  const stopAll = async () => {
+    await jobs?.close().catch(() => undefined);
+    await cluster?.stop().catch(() => undefined);
+    await sim.close().catch(() => undefined);
+  };
+  const onSignal = () => void stopAll().then(() => process.exit(130));
+  process.once("SIGINT", onSignal);
+  try {
+    say(`starting a local cluster of ${nPeers} dspex peers (Raft voters; each runs tasks with its own LM client, capacity 8)...`);
+    cluster = await startLocalCluster({ size: nPeers, peerArgs: () => ["--lm", "openai/sim-1", "--base-url", `${sim.url}/v1`, "--lm-cache", "off", "--capacity", "8"] });
+    const leader = await cluster.leader();
+    for (const p of cluster.peers) say(`  peer …${p.id.slice(-6)}${p.id === leader ? "  (coordinator: Raft leader)" : ""}  ${p.addr}`);
+    jobs = await ClusterJobs.connect(cluster.peers[0].addr, cluster.key);
+    const trainset = arithmeticSet(nTrain, 1);
+    const devset = arithmeticSet(nDev, 2);
+    const program = new ChainOfThought("question -> answer");
+    say(`\nProgram: ChainOfThought("question -> answer"); ${nTrain} training and ${nDev} dev questions.`);
+    const bar = (label: string) => jobProgress(label, !!flags.json, true);
+    const b1 = bar("Evaluating (cluster)");
+    const before = await jobs.evaluate(program, devset, { metric: "exact_match", onProgress: b1.onProgress }).finally(() => b1.stop());
+    say(`Before compiling: ${before.score}% on dev. Work: ${shareOfWork(before.stats)}\n`);
+    const b2 = bar("Compiling (cluster)");
+    const compiled = await jobs
+      .compile(program, { optimizer: "random-search", optimizerOptions: { numCandidates: 4, maxBootstrappedDemos: 4, maxLabeledDemos: 4 }, trainset, metric: "exact_match", onProgress: b2.onProgress })
+      .finally(() => b2.stop());
+    say(`Compiled with BootstrapFewShotWithRandomSearch. Work: ${shareOfWork(compiled.stats)}\n`);
+    const b3 = bar("Evaluating (cluster)");
+    const after = await jobs.evaluate(compiled.json, devset, { metric: "exact_match", onProgress: b3.onProgress }).finally(() => b3.stop());
+    if (flags.out) await saveProgram(compiled.program, flags.out);
+    const stats = sim.stats();
+    const summary = {
+      peers: nPeers,
+      before: before.score,
+      after: after.score,
+      demos: compiled.program.predictors().map((p) => p.demos.length),
+      share: { before: before.stats.perPeer, compile: compiled.stats.perPeer, after: after.stats.perPeer },
+      lmCalls: stats.completions,
+      tokens: stats.tokens,
+      wallSeconds: Math.round((performance.now() - started) / 100) / 10,
+      ...(flags.out ? { saved: flags.out } : {}),
+    };
+    if (flags.json) process.stdout.write(JSON.stringify(summary) + "\n");
+    else {
+      say(`After compiling:  ${after.score}% on dev (was ${before.score}%), ${summary.demos.join("/")} demos. Work: ${shareOfWork(after.stats)}`);
+      say(`LM calls: ${stats.completions}, tokens: ${stats.tokens.prompt} prompt + ${stats.tokens.completion} completion, wall time ${summary.wallSeconds} s (incl. starting the peers).`);
+      if (flags.out) say(`Saved the compiled program to ${flags.out} (load it with loadProgram or 'dspex program show').`);
+    }
+  } finally {
+    process.removeListener("SIGINT", onSignal);
+    await stopAll();
+  }
 }

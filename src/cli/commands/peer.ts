@@ -7,12 +7,13 @@ import { queryStatus } from "../../cluster/client.js";
 import { startMetricsServer } from "../../cluster/metrics.js";
 import { getRegistry } from "../../engine/registry.js";
 import { CliError } from "../errors.js";
-import { intFlag } from "../lm_options.js";
+import { addLMOptions, intFlag, type LMFlags } from "../lm_options.js";
 import { startConsensus } from "../peer/consensus.js";
+import { startJobs } from "../peer/jobs.js";
 import { withClusterClient } from "../../cluster/client.js";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 
-interface PeerFlags {
+interface PeerFlags extends LMFlags {
   voters?: string;
   dataDir?: string;
   listen: string[];
@@ -29,8 +30,8 @@ interface PeerFlags {
 }
 
 export function peerCommand(): Command {
-  return new Command("peer")
-    .description("run a cluster peer")
+  const cmd = new Command("peer")
+    .description("run a cluster peer (with --lm it runs job tasks on that LM)")
     .option("--listen <multiaddr...>", "addresses to listen on", ["/ip4/127.0.0.1/tcp/0"])
     .option("--bootstrap <multiaddr...>", "join the cluster through these peers (full address with /p2p/<id>)")
     .option("--key-file <file>", "the cluster's pre-shared key (dspex keygen); required unless --insecure")
@@ -43,8 +44,9 @@ export function peerCommand(): Command {
     .option("--log <level>", "JSON logs on stderr at this level (debug, info, warn, error)")
     .option("--voters <ids>", "comma-separated peer ids of the founding Raft voters (3 or 5); this peer runs consensus")
     .option("--data-dir <dir>", "where this peer keeps its Raft log (required with --voters)")
-    .option("--json", "print the listening event as one JSON line")
-    .action(async (flags: PeerFlags) => {
+    .option("--json", "print the listening event as one JSON line");
+  addLMOptions(cmd);
+  return cmd.action(async (flags: PeerFlags) => {
       if (!flags.keyFile && !flags.insecure) {
         throw new CliError("a peer needs the cluster key: pass --key-file cluster.key (create it once with 'dspex keygen --out cluster.key'), or --insecure for a throwaway local test");
       }
@@ -57,6 +59,7 @@ export function peerCommand(): Command {
       const logger = flags.log ? jsonLogger({ component: "peer" }, flags.log as "info") : silentLogger;
       const peer = await Peer.start({ listen: flags.listen, bootstrap: flags.bootstrap, clusterKey, identity, capacity, logger });
       const raft = startConsensus(peer, flags, logger);
+      const jobs = await startJobs(peer, raft, flags, capacity, logger);
       const metrics = metricsPort !== undefined ? await startMetricsServer(peer, metricsPort, flags.metricsHost) : undefined;
       if (flags.json) {
         process.stdout.write(JSON.stringify({ event: "listening", peer: peer.id, addrs: peer.multiaddrs(), ...(metrics ? { metrics: metrics.url } : {}) }) + "\n");
@@ -70,6 +73,7 @@ export function peerCommand(): Command {
         process.once("SIGTERM", stop);
       });
       await metrics?.close();
+      await jobs.close();
       raft?.stop();
       await peer.stop();
       if (flags.json) process.stdout.write(JSON.stringify({ event: "stopped", peer: peer.id }) + "\n");
