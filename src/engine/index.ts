@@ -66,7 +66,7 @@ export {
 // Evaluation and optimizers, all running their work through an Executor.
 export { Evaluate, type EvaluateOptions, type EvaluationResult, type ExampleResult } from "./evaluate/evaluate.js";
 export { LocalExecutor, PreparedProgram, type Executor, type Task, type TaskBatch, type TaskResult, type TraceRecord, type RunOptions } from "./evaluate/executor.js";
-export { CheckpointExecutor } from "./evaluate/checkpoint.js";
+export { CheckpointExecutor, TaskKeys } from "./evaluate/checkpoint.js";
 export { resolveMetric, normalizeText, emScore, f1Score } from "./evaluate/metrics.js";
 export { readRecords, readAll } from "./evaluate/data.js";
 export { LabeledFewShot } from "./teleprompt/labeled.js";
@@ -75,6 +75,7 @@ export { BootstrapFewShotWithRandomSearch, type RandomSearchOptions } from "./te
 export { MIPROv2, type MIPROOptions } from "./teleprompt/mipro.js";
 export type { Teleprompter, CompileOptions } from "./teleprompt/teleprompter.js";
 export { PyRandom } from "./teleprompt/pyrandom.js";
+export { createOptimizer, OPTIMIZERS, type OptimizerName, type OptimizerOptions } from "./teleprompt/by_name.js";
 
 import { getRegistry as registryForLM } from "./registry.js";
 import { lmFromState as lmFactory } from "./lm/index.js";
