@@ -13,7 +13,8 @@ import { RaftDriver } from "../../src/cluster/raft_driver.js";
 import { JobService } from "../../src/cluster/jobs/service.js";
 import { ClusterJobs } from "../../src/cluster/jobs/client.js";
 import { arithmeticSet } from "../../src/cli/commands/demo.js";
-import { createLM } from "../../src/engine/lm/index.js";
+import { createLM, setModelPrice } from "../../src/engine/lm/index.js";
+import { JobError } from "../../src/cluster/jobs/errors.js";
 import { ChainOfThought } from "../../src/engine/modules/chain_of_thought.js";
 import { Evaluate, type ExampleResult } from "../../src/engine/evaluate/evaluate.js";
 import { LocalExecutor } from "../../src/engine/evaluate/executor.js";
@@ -30,6 +31,8 @@ const members: { peer: Peer; raft?: RaftDriver; jobs?: JobService }[] = [];
 const lmFor = (sim: SimLm) => createLM("openai/sim-1", { baseUrl: `${sim.url}/v1`, apiKey: "sim", cache: false });
 
 beforeAll(async () => {
+  // A price for the simulated model, so results carry costs (for the budget test).
+  setModelPrice("sim-1", { input: 1, output: 2 });
   for (let i = 0; i < 3; i++) sims.push(await startSimLm({ port: 0, latencyMs: 5, seed: 3 }));
   const identities = await Promise.all([0, 1, 2].map((i) => loadOrCreateIdentity(join(dir, `id${i}.key`))));
   const voters = identities.map((k) => peerIdFromPublicKey(k.publicKey).toString());
@@ -79,6 +82,26 @@ describe("distributed jobs", () => {
     const r = await ClusterJobs.local(follower().jobs!).compile(program, { optimizer: "bootstrap", optimizerOptions: { maxBootstrappedDemos: 4, maxLabeledDemos: 4 }, trainset, metric: "exact_match" });
     const strip = (j: Record<string, unknown>) => ({ ...j, metadata: null });
     expect(strip(r.json)).toEqual(strip(programToJSON(local) as Record<string, unknown>));
+  });
+
+  it("stops a job over its cost budget, paces task starts to an rpm budget, and cancels", { timeout: 60_000 }, async () => {
+    const jobs = ClusterJobs.local(follower().jobs!);
+    const program = new ChainOfThought("question -> answer");
+    const err = await jobs.evaluate(program, arithmeticSet(200, 21), { metric: "exact_match", costBudgetUsd: 0.002 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(JobError);
+    expect((err as Error).message).toMatch(/exceeds its budget of \$0.002/);
+
+    // 600 task starts per minute = 10/s (burst 10): 40 tasks need >= 3 s.
+    const t0 = performance.now();
+    const paced = await jobs.evaluate(program, arithmeticSet(40, 22), { metric: "exact_match", rpm: 600 });
+    expect(paced.total).toBe(40);
+    expect(performance.now() - t0).toBeGreaterThan(2500);
+
+    const abort = new AbortController();
+    const cancelled = await jobs
+      .evaluate(program, arithmeticSet(60, 23), { metric: "exact_match", rpm: 120, signal: abort.signal, onProgress: (p) => (p.progress?.done ?? 0) > 0 && abort.abort() })
+      .catch((e: unknown) => e);
+    expect((cancelled as JobError).code).toBe("cancelled");
   });
 
   it("ignores a peer replying junk and re-leases its tasks; steals from a slow peer", { timeout: 90_000 }, async () => {
