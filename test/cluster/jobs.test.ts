@@ -21,6 +21,7 @@ import { LocalExecutor } from "../../src/engine/evaluate/executor.js";
 import { withSettings } from "../../src/engine/settings.js";
 import { programToJSON } from "../../src/engine/state.js";
 import { BootstrapFewShot } from "../../src/engine/teleprompt/bootstrap.js";
+import { createOptimizer } from "../../src/engine/teleprompt/by_name.js";
 import { startSimLm, type SimLm } from "../../src/simlm/index.js";
 import { eventually } from "./helpers.js";
 
@@ -82,6 +83,24 @@ describe("distributed jobs", () => {
     const r = await ClusterJobs.local(follower().jobs!).compile(program, { optimizer: "bootstrap", optimizerOptions: { maxBootstrappedDemos: 4, maxLabeledDemos: 4 }, trainset, metric: "exact_match" });
     const strip = (j: Record<string, unknown>) => ({ ...j, metadata: null });
     expect(strip(r.json)).toEqual(strip(programToJSON(local) as Record<string, unknown>));
+  });
+
+  it("runs every optimizer unchanged: labeled, random-search and mipro give the local program", { timeout: 120_000 }, async () => {
+    const trainset = arithmeticSet(30, 12);
+    const program = new ChainOfThought("question -> answer");
+    const strip = (j: Record<string, unknown>) => ({ ...j, metadata: null });
+    const cases = [
+      { name: "labeled" as const, options: { maxLabeledDemos: 3 } },
+      { name: "random-search" as const, options: { numCandidates: 3, maxBootstrappedDemos: 2, maxLabeledDemos: 2 } },
+      { name: "mipro" as const, options: { numCandidates: 2, numTrials: 4, maxBootstrappedDemos: 2, maxLabeledDemos: 2, minibatchSize: 10, seed: 5 } },
+    ];
+    for (const c of cases) {
+      const local = await withSettings({ lm: lmFor(sims[0]) }, () =>
+        createOptimizer(c.name, "exact_match", c.options).compile(program, { trainset, executor: new LocalExecutor({ concurrency: 8 }), progress: false }),
+      );
+      const r = await ClusterJobs.local(follower().jobs!).compile(program, { optimizer: c.name, optimizerOptions: c.options, trainset, metric: "exact_match" });
+      expect({ optimizer: c.name, program: strip(r.json) }).toEqual({ optimizer: c.name, program: strip(programToJSON(local) as Record<string, unknown>) });
+    }
   });
 
   it("stops a job over its cost budget, paces task starts to an rpm budget, and cancels", { timeout: 60_000 }, async () => {
