@@ -45,7 +45,7 @@ export async function spawnPeer(args: string[], timeoutMs = 20_000): Promise<Pee
     addr: started.addrs[0],
     child,
     stop: async (signal = "SIGTERM") => {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
       child.kill(signal);
       await exited;
