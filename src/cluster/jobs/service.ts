@@ -7,6 +7,7 @@
 // finished tasks are not redone and the deterministic optimizers reach the same program.
 import { randomUUID } from "node:crypto";
 import { peerIdFromString } from "@libp2p/peer-id";
+import { LRUCache } from "lru-cache";
 import { z } from "zod";
 import { stableJson } from "../../engine/evaluate/checkpoint.js";
 import { Evaluate, type EvaluationResult, type ExampleResult } from "../../engine/evaluate/evaluate.js";
@@ -67,7 +68,7 @@ export class JobService {
   readonly worker: TaskWorker;
   private readonly runners = new Map<string, Runner>();
   /** Finished jobs' per-example results, kept for result pages (rebuilt from checkpoints if missing). */
-  private readonly finished = new Map<string, ExampleResult[]>();
+  private readonly finished = new LRUCache<string, ExampleResult[]>({ max: 16 });
   private readonly rebuilding = new Map<string, Promise<ExampleResult[]>>();
   private readonly log: Logger;
   private readonly timer: NodeJS.Timeout;
