@@ -5,14 +5,12 @@
 //  - a compile whose coordinator is SIGKILLed resumes under the new leader, makes at most
 //    10% more LM calls than an undisturbed run of the same job, and yields the same program;
 //  - a job naming a metric that one peer lacks is refused up front, naming that peer.
-import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readClusterKey, writeClusterKey } from "../../src/cluster/keys.js";
+import { loadOrCreateIdentity, readClusterKey, writeClusterKey } from "../../src/cluster/keys.js";
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { queryStatus } from "../../src/cluster/client.js";
 import { ClusterJobs } from "../../src/cluster/jobs/client.js";
 import { arithmeticSet } from "../../src/cli/commands/demo.js";
@@ -24,8 +22,6 @@ import { withSettings } from "../../src/engine/settings.js";
 import { startSimLm, type SimLm } from "../../src/simlm/index.js";
 import { eventually, spawnPeer, type PeerProc } from "./helpers.js";
 
-const run = promisify(execFile);
-const bin = fileURLToPath(new URL("../../bin/dspex.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "dspex-jobs-procs-"));
 const procs: PeerProc[] = [];
 const ids: string[] = [];
@@ -43,7 +39,7 @@ const args = (i: number, boot?: string) => [
 ];
 
 const leaderOf = async (alive: PeerProc[]) => {
-  const all = await Promise.all(alive.map((p) => queryStatus(p.addr, key, 3000)));
+  const all = await Promise.all(alive.map((p) => queryStatus(p.addr, key, 5000)));
   const l = all[0].leader;
   return l && all.every((s) => s.leader === l) ? l : undefined;
 };
@@ -54,12 +50,12 @@ beforeAll(async () => {
   await writeClusterKey(keyFile);
   key = await readClusterKey(keyFile);
   writeFileSync(plugin, `export function register(r) { r.metrics.set("plugin_exact", (ex, pred) => String(ex.answer) === String(pred.answer)); }\n`);
-  for (let i = 0; i < 5; i++) ids.push((await run(process.execPath, [bin, "identity", "--file", join(dir, `id${i}.key`)])).stdout.trim());
+  for (let i = 0; i < 5; i++) ids.push(peerIdFromPrivateKey(await loadOrCreateIdentity(join(dir, `id${i}.key`))).toString());
   procs[0] = await spawnPeer(args(0), 60_000);
   const rest = await Promise.all([1, 2, 3, 4].map((i) => spawnPeer(args(i, procs[0].addr), 60_000)));
   rest.forEach((p, j) => (procs[j + 1] = p));
-  await eventually(() => leaderOf(procs), 30_000, "a leader all five agree on");
-}, 90_000);
+  await eventually(() => leaderOf(procs), 60_000, "a leader all five agree on");
+}, 150_000);
 
 afterAll(async () => {
   await Promise.all(procs.map((p) => p.stop("SIGKILL")));
