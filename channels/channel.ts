@@ -1,7 +1,10 @@
 // A channel: one libp2p protocol carrying length-prefixed CBOR frames, with
 // request/response (ids, timeouts), one-way messages, several streams per peer, awaited
 // writes (back-pressure), inbound budgets, and junk handling that counts and disconnects
-// a misbehaving peer instead of ever throwing into the process.
+// a misbehaving peer instead of ever throwing into the process. Large messages travel as
+// raw parts, one message per peer at a time, under a per-peer window of unacknowledged part
+// bytes (the receiver acknowledges each part), so little bulk data is ever queued ahead of
+// other channels' frames on the shared connection.
 import type { Libp2p, PeerId, Stream, Connection } from "@libp2p/interface";
 import { lpStream, type LengthPrefixedStream } from "@libp2p/utils";
 import type { ZodType } from "zod";
@@ -11,6 +14,10 @@ import type { ChannelSpec } from "./specs.js";
 
 function isPart(bytes: Uint8Array): boolean {
   return bytes.length > 0 && (bytes[0] === PART_MORE || bytes[0] === PART_LAST);
+}
+
+function isAck(bytes: Uint8Array): boolean {
+  return bytes.length === 5 && bytes[0] === PART_ACK;
 }
 
 export class ChannelError extends Error {
@@ -43,16 +50,31 @@ export interface RequestContext {
 
 type Handler = { schema: ZodType; fn: (body: unknown, ctx: RequestContext) => unknown | Promise<unknown> };
 
-interface OutStream {
+/** One stream's write side: a chain of writes (one writer at a time) and the bulk bytes it has sent that the peer has not acknowledged yet. */
+interface Writer {
   stream: Stream;
   lp: LengthPrefixedStream;
   writeChain: Promise<void>;
+  unacked: number;
+  /** Our read side of the stream ended: no acknowledgements can arrive on it any more. */
+  ended?: boolean;
+}
+
+interface OutStream extends Writer {
   inflight: number;
   closed: boolean;
 }
 
+/** Per peer: bulk (part) bytes sent and not yet acknowledged, across its streams. */
+interface Credit {
+  unacked: number;
+  wake?: () => void;
+}
+
 const PART_MORE = 0x01;
 const PART_LAST = 0x02;
+/** Receiver -> sender on the same stream: "I have taken in n part bytes" (0x03, then n as u32 BE). */
+const PART_ACK = 0x03;
 
 /** Junk frames tolerated per peer (per minute) before we hang up on it. */
 const STRIKES_BEFORE_DISCONNECT = 3;
@@ -67,6 +89,7 @@ export class Channel {
   private readonly budgets = new Map<string, { frames: TokenBucket; bytes: TokenBucket; strikes: number[] }>();
   /** Per peer, the tail of the queue of large (multi-part) messages: one at a time. */
   private readonly bulkLanes = new Map<string, Promise<void>>();
+  private readonly credits = new Map<string, Credit>();
   private nextId = 1;
   private stopped = false;
 
@@ -89,6 +112,7 @@ export class Channel {
       p.reject(new ChannelError("stopped", `${this.spec.name} channel stopped`));
     }
     this.pending.clear();
+    for (const c of this.credits.values()) c.wake?.();
     for (const pool of this.pools.values()) for (const s of pool) s.stream.abort(new Error("channel stopped"));
     this.pools.clear();
     await this.node.unhandle(this.spec.protocol).catch(() => undefined);
@@ -152,17 +176,17 @@ export class Channel {
     p.reject(err);
   }
 
-  private async write(out: OutStream | { lp: LengthPrefixedStream; writeChain: Promise<void> }, bytes: Uint8Array, peer: string): Promise<void> {
+  private async write(out: Writer, bytes: Uint8Array, peer: string): Promise<void> {
     // One writer at a time per stream; awaiting the write is the back-pressure.
-    const next = out.writeChain.then(() => this.writeNow(out.lp, bytes, peer));
+    const next = out.writeChain.then(() => this.writeNow(out, bytes, peer));
     out.writeChain = next.catch(() => undefined);
     await next;
   }
 
-  private async writeNow(lp: LengthPrefixedStream, bytes: Uint8Array, peer: string): Promise<void> {
+  private async writeNow(out: Writer, bytes: Uint8Array, peer: string): Promise<void> {
     const chunk = this.spec.chunkBytes;
     if (!chunk || bytes.length <= chunk) {
-      await lp.write(bytes);
+      await out.lp.write(bytes);
       this.stats.framesOut++;
       this.stats.bytesOut += bytes.length;
       return;
@@ -176,27 +200,107 @@ export class Channel {
     this.bulkLanes.set(peer, tail);
     await prev;
     try {
-      await this.writeParts(lp, bytes, chunk);
+      await this.writeParts(out, bytes, chunk, peer);
     } finally {
       release();
       if (this.bulkLanes.get(peer) === tail) this.bulkLanes.delete(peer);
     }
   }
 
-  private async writeParts(lp: LengthPrefixedStream, bytes: Uint8Array, chunk: number): Promise<void> {
+  private async writeParts(out: Writer, bytes: Uint8Array, chunk: number, peer: string): Promise<void> {
     // Raw part frames (first byte PART_MORE / PART_LAST, then data): no CBOR per part;
     // a CBOR envelope (a map) never starts with these bytes.
+    const window = this.spec.bulkWindowBytes ?? Infinity;
     for (let off = 0; off < bytes.length; off += chunk) {
       const last = off + chunk >= bytes.length;
       const data = bytes.subarray(off, Math.min(bytes.length, off + chunk));
       const frame = new Uint8Array(data.length + 1);
       frame[0] = last ? PART_LAST : PART_MORE;
       frame.set(data, 1);
-      await lp.write(frame);
+      if (!out.ended) {
+        // Credit counts data bytes (not the flag byte), so a window of 2 parts holds 2 parts.
+        await this.awaitCredit(out, peer, window, data.length);
+        this.credit(peer).unacked += data.length;
+        out.unacked += data.length;
+      }
+      await out.lp.write(frame);
       this.stats.framesOut++;
       this.stats.bytesOut += frame.length;
-      await new Promise<void>((r) => setImmediate(r));
     }
+  }
+
+  /** Part bytes sent to `peer` that it has not acknowledged yet (at most spec.bulkWindowBytes). */
+  bulkUnacked(peer: string): number {
+    return this.credits.get(peer)?.unacked ?? 0;
+  }
+
+  private credit(peer: string): Credit {
+    let c = this.credits.get(peer);
+    if (!c) {
+      c = { unacked: 0 };
+      this.credits.set(peer, c);
+    }
+    return c;
+  }
+
+  /**
+   * Flow control for bulk parts: at most `window` part bytes sent to a peer and not yet
+   * acknowledged by it. Bytes queued in the muxer, the socket and the peer's receive path
+   * are bytes a small coordination frame on the same connection waits behind; this keeps
+   * that queue short whatever the muxer's windows are.
+   */
+  private async awaitCredit(out: Writer, peer: string, window: number, need: number): Promise<void> {
+    const credit = this.credit(peer);
+    const fits = () => credit.unacked === 0 || credit.unacked + need <= window;
+    if (fits()) return;
+    const timeoutMs = this.spec.requestTimeoutMs;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        credit.wake = undefined;
+        const err = new ChannelError("timeout", `${this.spec.name}: ${peer} acknowledged no data for ${timeoutMs} ms`);
+        out.stream.abort(err);
+        reject(err);
+      }, timeoutMs);
+      credit.wake = () => {
+        if (!fits() && !this.stopped) return;
+        clearTimeout(timer);
+        credit.wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /** An acknowledgement arrived on a stream we wrote parts to; false if it acknowledges more than we sent there. */
+  private onAck(out: Writer, frame: Uint8Array, peer: string): boolean {
+    const n = new DataView(frame.buffer, frame.byteOffset + 1, 4).getUint32(0);
+    if (n === 0 || n > out.unacked) return false;
+    out.unacked -= n;
+    this.release(peer, n);
+    return true;
+  }
+
+  private release(peer: string, n: number): void {
+    if (n === 0) return;
+    const credit = this.credit(peer);
+    credit.unacked = Math.max(0, credit.unacked - n);
+    credit.wake?.();
+  }
+
+  /** A stream ended: bytes it still had unacknowledged will never be, so stop counting them. */
+  private streamEnded(out: Writer, peer: string): void {
+    out.ended = true;
+    const n = out.unacked;
+    out.unacked = 0;
+    this.release(peer, n);
+  }
+
+  /** Tell the sender we took in a part (not through the write chain: it must never wait behind our own bulk writes). */
+  private ack(lp: LengthPrefixedStream, n: number): void {
+    if (n === 0) return;
+    const frame = new Uint8Array(5);
+    frame[0] = PART_ACK;
+    new DataView(frame.buffer).setUint32(1, n);
+    lp.write(frame).catch(() => undefined);
   }
 
   /** Reassembles parts per stream; returns the whole envelope once the last part arrives. */
@@ -245,7 +349,7 @@ export class Channel {
     } catch (e) {
       throw new ChannelError("connection", `cannot open ${this.spec.name} stream to ${peer.toString()}: ${(e as Error).message}`);
     }
-    const out: OutStream = { stream, lp: lpStream(stream, { maxDataLength: this.spec.maxFrameBytes }), writeChain: Promise.resolve(), inflight: 0, closed: false };
+    const out: OutStream = { stream, lp: lpStream(stream, { maxDataLength: this.spec.maxFrameBytes }), writeChain: Promise.resolve(), unacked: 0, inflight: 0, closed: false };
     const key = peer.toString();
     this.pools.set(key, [...(this.pools.get(key) ?? []), out]);
     void this.readResponses(out, key);
@@ -261,9 +365,18 @@ export class Channel {
         this.stats.framesIn++;
         this.stats.bytesIn += bytes.length;
         let env: Envelope | undefined;
+        if (this.spec.chunkBytes && isAck(bytes)) {
+          if (!this.onAck(out, bytes, peer)) {
+            this.reject("bad_ack", peer);
+            out.stream.abort(new Error("bad acknowledgement"));
+            break;
+          }
+          continue;
+        }
         if (isPart(bytes)) {
           const whole = this.assemble(parts, bytes, peer);
           if (whole === null) break;
+          this.ack(out.lp, bytes.length - 1);
           env = whole;
         } else env = this.decode(bytes, peer);
         if (!env) continue;
@@ -281,6 +394,7 @@ export class Channel {
       this.readFailed(e, peer);
     } finally {
       out.closed = true;
+      this.streamEnded(out, peer);
       for (const [id, p] of this.pending) if (p.out === out) this.fail(id, new ChannelError("connection", `${this.spec.name} stream to ${peer} closed`));
     }
   }
@@ -288,7 +402,7 @@ export class Channel {
   private onInbound(stream: Stream, connection: Connection): void {
     const peer = connection.remotePeer.toString();
     const lp = lpStream(stream, { maxDataLength: this.spec.maxFrameBytes });
-    const writer = { lp, writeChain: Promise.resolve() };
+    const writer: Writer = { stream, lp, writeChain: Promise.resolve(), unacked: 0 };
     const budget = this.budget(peer);
     const parts = { chunks: [] as Uint8Array[], size: 0 };
     void (async () => {
@@ -298,6 +412,16 @@ export class Channel {
           const bytes = frame.subarray();
           this.stats.framesIn++;
           this.stats.bytesIn += bytes.length;
+          if (this.spec.chunkBytes && isAck(bytes)) {
+            // Acknowledgements of our (bulk) replies on this stream: cheap, never rate-limited (a
+            // dropped one would stall our sends), and junk ones count as strikes.
+            if (!this.onAck(writer, bytes, peer)) {
+              this.reject("bad_ack", peer);
+              stream.abort(new Error("bad acknowledgement"));
+              return;
+            }
+            continue;
+          }
           if (!budget.frames.take(1) || !budget.bytes.take(bytes.length)) {
             this.reject("rate_limited", peer, false);
             continue;
@@ -310,6 +434,7 @@ export class Channel {
               return;
             }
             const whole = this.assemble(parts, bytes, peer);
+            if (whole !== null) this.ack(lp, bytes.length - 1);
             if (whole === undefined) continue;
             env = whole ?? undefined;
           } else env = this.decode(bytes, peer);
@@ -325,11 +450,13 @@ export class Channel {
       } catch (e) {
         this.readFailed(e, peer);
         stream.abort(e instanceof Error ? e : new Error(String(e)));
+      } finally {
+        this.streamEnded(writer, peer);
       }
     })();
   }
 
-  private async serve(env: Extract<Envelope, { t: 1 }>, peer: string, writer: { lp: LengthPrefixedStream; writeChain: Promise<void> }): Promise<void> {
+  private async serve(env: Extract<Envelope, { t: 1 }>, peer: string, writer: Writer): Promise<void> {
     const h = this.handlers.get(env.m);
     let reply: Envelope;
     if (!h) {

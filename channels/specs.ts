@@ -9,10 +9,18 @@ export interface ChannelSpec {
   /** Largest frame accepted or sent (bytes). */
   maxFrameBytes: number;
   /**
-   * Messages larger than this are sent as parts of this size, yielding to the event loop
-   * between parts, so one bulk message never holds the process (and other channels) for long.
+   * Messages larger than this are sent as parts of this size (one large message per peer at
+   * a time), so one bulk message never holds the process (and other channels) for long.
    */
   chunkBytes?: number;
+  /**
+   * Flow control for parts: at most this many part bytes sent to one peer and not yet
+   * acknowledged by its channel (the receiver acknowledges every part it takes in). Bulk bytes
+   * queued anywhere between the two channels (muxer, socket buffers, the receiver's read path)
+   * are bytes a coordination frame on the same TCP connection waits behind; this bounds them.
+   * Default: no limit beyond the muxer's windows.
+   */
+  bulkWindowBytes?: number;
   /** Largest whole message (after reassembling parts). Default maxFrameBytes. */
   maxMessageBytes?: number;
   /** Outbound streams opened per peer for parallel requests. */
@@ -33,6 +41,9 @@ export const CHANNELS: Record<ChannelName, ChannelSpec> = {
     protocol: "/dspex/inference/1.0.0",
     maxFrameBytes: 4 * MiB,
     chunkBytes: 64 * 1024,
+    // Two parts in flight: enough to keep both ends busy on loopback (bench/channels), few
+    // enough that a coordination frame waits behind at most ~128 KiB of bulk data.
+    bulkWindowBytes: 128 * 1024,
     maxMessageBytes: 64 * MiB,
     streamsPerPeer: 4,
     maxInboundStreams: 16,

@@ -137,6 +137,23 @@ describe.each(Object.keys(CHANNELS) as ChannelName[])("fuzzing the %s channel", 
   });
 });
 
+describe("bulk flow control", () => {
+  it("acknowledgements of data never sent are rejected and counted, and the peer keeps serving", { timeout: 30_000 }, async () => {
+    const before = peer.channels.inference.stats.rejected.bad_ack ?? 0;
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 2 ** 32 - 1 }), async (n) => {
+        const ack = new Uint8Array(5);
+        ack[0] = 0x03;
+        new DataView(ack.buffer).setUint32(1, n);
+        await sendRaw("inference", [ack]);
+      }),
+      { numRuns: 5, seed: 99 },
+    );
+    expect(peer.channels.inference.stats.rejected.bad_ack ?? 0).toBeGreaterThan(before);
+    await stillServes("inference");
+  });
+});
+
 describe("junk senders", () => {
   it("are disconnected after repeated junk, and may reconnect", { timeout: 30_000 }, async () => {
     const before = peer.channels.coordination.stats.disconnects;
