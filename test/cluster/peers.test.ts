@@ -108,7 +108,7 @@ describe("five dspex peer processes", () => {
     }
   });
 
-  it("dspex peer refuses to start without a key and with bad addresses", async () => {
+  it("dspex peer refuses to start without a key and with bad addresses", { timeout: 90_000 }, async () => {
     await expect(spawnPeer([])).rejects.toThrow(/needs the cluster key/);
     writeFileSync(join(dir, "junk.key"), "not a key");
     await expect(spawnPeer(["--key-file", join(dir, "junk.key")])).rejects.toThrow(/not a cluster key/);
