@@ -6,9 +6,10 @@
 // task. Results a previous coordinator checkpointed are served without running anything.
 import { setMaxListeners } from "node:events";
 import { TaskKeys } from "../../engine/evaluate/checkpoint.js";
-import type { Executor, RunOptions, Task, TaskBatch, TaskResult } from "../../engine/evaluate/executor.js";
+import { toAsyncIterator, type Executor, type RunOptions, type Task, type TaskBatch, type TaskResult } from "../../engine/evaluate/executor.js";
 import { Module } from "../../engine/modules/module.js";
 import { programToJSON, type ProgramJSON } from "../../engine/state.js";
+import { addUsage, zeroUsage } from "../../engine/lm/types.js";
 import { TokenBucket } from "../../../channels/limits.js";
 import { JobError } from "./errors.js";
 import type { WorkerPool, WorkerState } from "./pool.js";
@@ -40,7 +41,7 @@ interface Entry {
 }
 
 export function newProgress(): JobProgress {
-  return { done: 0, perPeer: {}, replayed: 0, released: 0, speculative: 0, usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0, costUsd: 0 } };
+  return { done: 0, perPeer: {}, replayed: 0, released: 0, speculative: 0, usage: zeroUsage() };
 }
 
 export class ClusterExecutor implements Executor {
@@ -136,13 +137,7 @@ export class ClusterExecutor implements Executor {
       e.live.clear();
       progress.done++;
       progress.perPeer[peer] = (progress.perPeer[peer] ?? 0) + 1;
-      const u = progress.usage;
-      progress.usage = {
-        promptTokens: u.promptTokens + result.usage.promptTokens,
-        completionTokens: u.completionTokens + result.usage.completionTokens,
-        totalTokens: u.totalTokens + result.usage.totalTokens,
-        costUsd: u.costUsd + result.usage.costUsd,
-      };
+      progress.usage = addUsage(progress.usage, result.usage);
       out.push({ ...result, id: e.task.id });
       o.onResult?.(e.key, { ...result, id: e.task.id }, peer);
       if (o.costBudgetUsd !== undefined && progress.usage.costUsd > o.costBudgetUsd && failure === undefined) {
@@ -155,7 +150,7 @@ export class ClusterExecutor implements Executor {
       e.tried.add(w.id);
       if (e.live.size > 0) return; // another copy is still running
       if (e.attempts >= maxAttempts) {
-        settle(e, { id: e.task.id, ok: false, usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0, costUsd: 0 }, error: { code: "lease_failed", message: `task failed on ${e.attempts} attempts; last: [${code}] ${message}` } }, w.id);
+        settle(e, { id: e.task.id, ok: false, usage: zeroUsage(), error: { code: "lease_failed", message: `task failed on ${e.attempts} attempts; last: [${code}] ${message}` } }, w.id);
         return;
       }
       progress.released++;
@@ -333,10 +328,4 @@ export class ClusterExecutor implements Executor {
       for (const e of inflight) for (const a of e.live.values()) a.abort.abort();
     }
   }
-}
-
-function toAsyncIterator<T>(src: Iterable<T> | AsyncIterable<T>): AsyncIterator<T> {
-  if (Symbol.asyncIterator in (src as object)) return (src as AsyncIterable<T>)[Symbol.asyncIterator]();
-  const it = (src as Iterable<T>)[Symbol.iterator]();
-  return { next: async () => it.next() };
 }

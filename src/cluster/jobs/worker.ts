@@ -3,7 +3,7 @@
 // answers the coordinator's questions about what it can run.
 import { LRUCache } from "lru-cache";
 import { z } from "zod";
-import type { LM } from "../../engine/lm/types.js";
+import { zeroUsage, type LM } from "../../engine/lm/types.js";
 import { PreparedProgram, type TaskResult } from "../../engine/evaluate/executor.js";
 import { resolveMetric } from "../../engine/evaluate/metrics.js";
 import { getRegistry } from "../../engine/registry.js";
@@ -94,5 +94,5 @@ export class TaskWorker {
 }
 
 function failed(id: string, code: string, message: string): TaskResult {
-  return { id, ok: false, usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0, costUsd: 0 }, error: { code, message } };
+  return { id, ok: false, usage: zeroUsage(), error: { code, message } };
 }

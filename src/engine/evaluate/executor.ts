@@ -234,7 +234,8 @@ export class LocalExecutor implements Executor {
   }
 }
 
-function toAsyncIterator<T>(src: Iterable<T> | AsyncIterable<T>): AsyncIterator<T> {
+/** Pull from a sync or async task source through one interface. */
+export function toAsyncIterator<T>(src: Iterable<T> | AsyncIterable<T>): AsyncIterator<T> {
   if (Symbol.asyncIterator in (src as object)) return (src as AsyncIterable<T>)[Symbol.asyncIterator]();
   const it = (src as Iterable<T>)[Symbol.iterator]();
   return { next: async () => it.next() };
