@@ -74,7 +74,8 @@ export class ClusterExecutor implements Executor {
     const keys = new TaskKeys(programs);
     const iterator = toAsyncIterator(batch.tasks);
     const queue: Entry[] = [];
-    const inflight = new Set<Entry>();
+    /** Tasks pulled but not settled: queued or running. */
+    const unfinished = new Set<Entry>();
     const accepted = new Set<string>();
     const out: TaskResult[] = [];
     const durations: number[] = [];
@@ -132,7 +133,7 @@ export class ClusterExecutor implements Executor {
 
     const settle = (e: Entry, result: TaskResult, peer: string) => {
       accepted.add(e.task.id);
-      inflight.delete(e);
+      unfinished.delete(e);
       for (const a of e.live.values()) a.abort.abort();
       e.live.clear();
       progress.done++;
@@ -209,12 +210,12 @@ export class ClusterExecutor implements Executor {
 
     /** Backup copies for stragglers, only when nothing is queued and a peer has room. */
     const speculate = () => {
-      if (queue.length > 0 || inflight.size === 0) return;
+      if (queue.length > 0 || unfinished.size === 0) return;
       const sorted = [...durations].sort((a, b) => a - b);
       const median = sorted.length ? sorted[sorted.length >> 1] : 0;
       const threshold = Math.max(2000, 3 * median);
       const now = performance.now();
-      for (const e of inflight) {
+      for (const e of unfinished) {
         if (e.live.size !== 1) continue;
         const [[, a]] = [...e.live];
         if (now - a.started < threshold) continue;
@@ -275,7 +276,7 @@ export class ClusterExecutor implements Executor {
             continue;
           }
           const e: Entry = { task, key, attempts: 0, tried: new Set(), live: new Map() };
-          inflight.add(e);
+          unfinished.add(e);
           queue.push(e);
           dispatch();
         }
@@ -310,8 +311,8 @@ export class ClusterExecutor implements Executor {
         }
         if (failure !== undefined) throw failure;
         if (signal?.aborted) throw new JobError("cancelled", "the run was cancelled");
-        if (exhausted && !pulling && inflight.size === 0) break;
-        if (pool.workers.size === 0 && inflight.size > 0) {
+        if (exhausted && !pulling && unfinished.size === 0) break;
+        if (pool.workers.size === 0 && unfinished.size > 0) {
           noWorkerSince ??= performance.now();
           if (performance.now() - noWorkerSince > (o.noWorkerTimeoutMs ?? 30_000)) {
             throw new JobError("no_workers", `job ${o.jobId}: no peer can take tasks (none has an LM and the job's metric and modules); start peers with --lm`);
@@ -325,7 +326,7 @@ export class ClusterExecutor implements Executor {
       clearInterval(ticker);
       if (pacingTimer) clearTimeout(pacingTimer);
       signal?.removeEventListener("abort", onAbort);
-      for (const e of inflight) for (const a of e.live.values()) a.abort.abort();
+      for (const e of unfinished) for (const a of e.live.values()) a.abort.abort();
     }
   }
 }
