@@ -161,7 +161,7 @@ export class JobService {
     const problems: string[] = [];
     let workers = 0;
     const local = this.worker.info(question);
-    if (local.missing.length) problems.push(`peer ${this.peer.id} (the coordinator) lacks ${local.missing.join(" and ")}`);
+    if (local.missing.length) problems.push(`peer ${this.peer.id} lacks ${local.missing.join(" and ")} (it is the coordinator)`);
     if (local.lm) workers++;
     await Promise.all(
       (await this.peer.dspexPeers()).map(async (p) => {
