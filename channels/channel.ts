@@ -24,6 +24,8 @@ export class ChannelError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** The error came from the remote handler (its reply), not from our link to the peer. */
+    readonly remote = false,
   ) {
     super(message);
     this.name = "ChannelError";
@@ -387,7 +389,7 @@ export class Channel {
           clearTimeout(p.timer);
           out.inflight--;
           if (env.t === 2) p.resolve(env.b);
-          else p.reject(new ChannelError(env.c, env.e));
+          else p.reject(new ChannelError(env.c, env.e, true));
         } else this.reject("bad_envelope", peer);
       }
     } catch (e) {

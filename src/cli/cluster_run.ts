@@ -14,13 +14,13 @@ export interface JoinFlags {
 
 export function addJoinOptions(cmd: Command): Command {
   return cmd
-    .option("--join <multiaddr>", "run on a cluster: any peer's full address (the job runs on the peers' LMs, not --lm)")
+    .option("--join <multiaddrs>", "run on a cluster: any peer's full address, or several comma-separated (the client moves to another peer if its peer dies; the job runs on the peers' LMs, not --lm)")
     .option("--key-file <file>", "with --join: the cluster key");
 }
 
 export async function connectJobs(flags: JoinFlags): Promise<ClusterJobs & { close(): Promise<void> }> {
   const key = flags.keyFile ? await readClusterKey(flags.keyFile) : undefined;
-  return await ClusterJobs.connect(flags.join!, key);
+  return await ClusterJobs.connect(flags.join!.split(",").map((a) => a.trim()).filter(Boolean), key);
 }
 
 /** A progress callback for ClusterJobs that drives a bar (or nothing when quiet). */

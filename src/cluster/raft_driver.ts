@@ -144,6 +144,7 @@ export class RaftDriver {
         this.again = false;
         while (this.raft.hasReady()) {
           const rd = this.raft.ready();
+          if (rd.softState) this.log.info("raft role", { role: rd.softState.role, lead: rd.softState.lead, term: this.raft.status().term });
           this.storage.persist(persistUpdateOf(rd)); // durable before anything leaves
           for (const m of rd.messages) this.send(m);
           if (rd.installSnapshot && rd.snapshot) this.state.restore(rd.snapshot.data);

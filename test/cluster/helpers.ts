@@ -14,13 +14,15 @@ export interface PeerProc {
   addr: string;
   child: ChildProcess;
   stop(signal?: NodeJS.Signals): Promise<void>;
+  /** The last 20,000 characters this peer wrote to stderr (its logs with --log). */
+  stderr(): string;
 }
 
 export async function spawnPeer(args: string[], timeoutMs = 20_000): Promise<PeerProc> {
   const child = spawn(process.execPath, [bin, "peer", "--json", ...args], { stdio: ["ignore", "pipe", "pipe"] });
   children.add(child);
   let stderr = "";
-  child.stderr!.on("data", (d) => (stderr += d));
+  child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-20_000)));
   const lines = createInterface({ input: child.stdout! });
   const started = await new Promise<{ peer: string; addrs: string[] }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`peer did not start within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
@@ -44,6 +46,7 @@ export async function spawnPeer(args: string[], timeoutMs = 20_000): Promise<Pee
     id: started.peer,
     addr: started.addrs[0],
     child,
+    stderr: () => stderr,
     stop: async (signal = "SIGTERM") => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));

@@ -8,7 +8,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { loadOrCreateIdentity, readClusterKey, writeClusterKey } from "../../src/cluster/keys.js";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { queryStatus } from "../../src/cluster/client.js";
@@ -31,7 +31,7 @@ let key: Uint8Array;
 const plugin = join(dir, "plugin.mjs");
 
 const args = (i: number, boot?: string) => [
-  "--key-file", keyFile, "--identity", join(dir, `id${i}.key`), "--voters", ids.join(","), "--data-dir", join(dir, `raft${i}`),
+  "--log", "info", "--key-file", keyFile, "--identity", join(dir, `id${i}.key`), "--voters", ids.join(","), "--data-dir", join(dir, `raft${i}`),
   "--lm", "openai/sim-1", "--base-url", `${sim.url}/v1`, "--lm-cache", "off", "--capacity", "8",
   // Only peers 0-3 know the plugin metric: a job using it must be refused, naming peer 4.
   ...(i < 4 ? ["--plugin", plugin] : []),
@@ -57,6 +57,15 @@ beforeAll(async () => {
   await eventually(() => leaderOf(procs), 60_000, "a leader all five agree on");
 }, 150_000);
 
+/** On failure, the peers' Raft role changes and warnings (what the cluster did) help more than the assertion. */
+afterEach((ctx) => {
+  if (ctx.task.result?.state !== "fail") return;
+  for (const p of procs) {
+    const lines = p.stderr().split("\n").filter((l) => /raft role|warn|error/.test(l)).slice(-40);
+    console.error(`--- peer ${p.id} (${p.child.exitCode ?? p.child.signalCode ?? "alive"}) ---\n${lines.join("\n")}`);
+  }
+});
+
 afterAll(async () => {
   await Promise.all(procs.map((p) => p.stop("SIGKILL")));
   await sim?.close();
@@ -80,8 +89,11 @@ describe("distributed jobs on five dspex peer processes", () => {
 
     const leader = (await leaderOf(procs))!;
     const li = ids.indexOf(leader);
-    const other = [0, 1, 2, 3, 4].find((i) => i !== li && i !== 2)!; // keep peer 2: the client talks to it
-    const jobs = await ClusterJobs.connect(procs[2].addr, key);
+    // The second victim is the peer the client talks through (unless that one coordinates):
+    // the client must move to another member and follow the job there.
+    const entry = li === 2 ? 3 : 2;
+    const other = li === 2 ? 3 : 2;
+    const jobs = await ClusterJobs.connect(procs[entry].addr, key);
     let killed = false;
     let killedAt = 0;
     try {
@@ -100,6 +112,7 @@ describe("distributed jobs on five dspex peer processes", () => {
       });
       console.log(JSON.stringify({ evalKilledAt: killedAt, score: r.score, localScore: local.score, stats: r.stats }));
       expect(killed).toBe(true);
+      expect(jobs.entry()).not.toContain(ids[entry]);
       expect(r.total).toBe(2000);
       expect(r.results.map((x) => x.index)).toEqual(devset.map((_, i) => i));
       expect(r.results.every((x, i) => x.example.question === devset[i].toDict().question)).toBe(true);
@@ -109,8 +122,9 @@ describe("distributed jobs on five dspex peer processes", () => {
       await jobs.close();
     }
     // Bring both back from their data directories for the next test.
-    procs[li] = await spawnPeer(args(li, procs[2].addr), 60_000);
-    procs[other] = await spawnPeer(args(other, procs[2].addr), 60_000);
+    const alive = procs[[0, 1, 2, 3, 4].find((i) => i !== li && i !== other)!].addr;
+    procs[li] = await spawnPeer(args(li, alive), 60_000);
+    procs[other] = await spawnPeer(args(other, alive), 60_000);
     await eventually(() => leaderOf(procs), 30_000, "all five agreeing on a leader again");
   });
 
@@ -118,7 +132,10 @@ describe("distributed jobs on five dspex peer processes", () => {
     const trainset = arithmeticSet(150, 5);
     const program = new ChainOfThought("question -> answer");
     const options = { optimizer: "random-search" as const, optimizerOptions: { numCandidates: 6, maxBootstrappedDemos: 3, maxLabeledDemos: 3 }, trainset, metric: "exact_match", pollMs: 200 };
-    const jobs = await ClusterJobs.connect(procs[2].addr, key);
+    // Through a peer that is not the coordinator (if leadership moves to it meanwhile, the
+    // client moves to another peer, as the eval test shows).
+    let li = ids.indexOf((await leaderOf(procs))!);
+    const jobs = await ClusterJobs.connect(procs[(li + 1) % 5].addr, key);
     try {
       sim.resetStats();
       const calm = await jobs.compile(program, options);
@@ -126,8 +143,7 @@ describe("distributed jobs on five dspex peer processes", () => {
       const calmTasks = Object.values(calm.stats.perPeer).reduce((a, b) => a + b, 0) + calm.stats.replayed;
 
       sim.resetStats();
-      const leader = (await leaderOf(procs))!;
-      const li = ids.indexOf(leader);
+      li = ids.indexOf((await leaderOf(procs))!);
       let killedAt = -1;
       const disturbed = await jobs.compile(program, {
         ...options,

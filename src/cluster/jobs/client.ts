@@ -10,7 +10,9 @@ import { Example, type Record_ } from "../../engine/example.js";
 import { Module } from "../../engine/modules/module.js";
 import { programFromJSON, programToJSON, type ProgramJSON } from "../../engine/state.js";
 import type { OptimizerOptions, OptimizerName } from "../../engine/teleprompt/by_name.js";
-import { openClusterClient } from "../client.js";
+import { z } from "zod";
+import { ChannelError } from "../../../channels/channel.js";
+import { openClusterClient, type ClusterClient } from "../client.js";
 import { JobError } from "./errors.js";
 import { METHODS, type JobMethod, type JobService, type JobStats } from "./service.js";
 import type { JobOptions, JobProgress, JobSpecInput, JobStatusReply } from "./wire.js";
@@ -67,11 +69,16 @@ export class ClusterJobs {
     return new ClusterJobs((m, b) => service.request(m, b));
   }
 
-  /** Jobs submitted through a peer this process dials (like `dspex eval --join`). */
-  static async connect(join: string, clusterKey: Uint8Array | undefined): Promise<ClusterJobs & { close(): Promise<void> }> {
-    const client = await openClusterClient(join, clusterKey);
-    const jobs = new ClusterJobs((m, b, t) => client.ask(m, b, { timeoutMs: t, channel: METHODS[m].channel }));
-    return Object.assign(jobs, { close: () => client.close() });
+  /**
+   * Jobs submitted through a peer this process dials (like `dspex eval --join`). Give one
+   * or more peers' full addresses; when the peer in use dies, the client moves to another
+   * one it was given or learnt from the cluster's member list, and the job carries on.
+   */
+  static async connect(join: string | string[], clusterKey: Uint8Array | undefined): Promise<ClusterJobs & { close(): Promise<void>; entry(): string }> {
+    const entry = new EntryPeer(Array.isArray(join) ? join : [join], clusterKey);
+    await entry.open();
+    const jobs = new ClusterJobs((m, b, t) => entry.ask(m, b, t, METHODS[m].channel));
+    return Object.assign(jobs, { close: () => entry.close(), entry: () => entry.current });
   }
 
   async evaluate(program: Module | ProgramJSON, devset: Iterable<Example | Record_>, o: ClusterEvaluateOptions): Promise<ClusterEvaluation> {
@@ -163,6 +170,82 @@ export class ClusterJobs {
         delay = Math.min(2000, delay * 2);
       }
     }
+  }
+}
+
+const MembersReply = z.object({ members: z.array(z.object({ id: z.string().max(128), addrs: z.array(z.string().max(512)).max(32) })).max(100_000) });
+
+/**
+ * The cluster peer a remote client talks through. Its link failing (not an error the peer
+ * answered with) means the peer is gone: the next request goes through another member.
+ */
+class EntryPeer {
+  private client: ClusterClient | undefined;
+  private reopening: Promise<void> | undefined;
+  /** Full addresses (with /p2p/<id>) to try, the given ones first. */
+  private readonly known: string[];
+  current = "";
+  private learntAt = 0;
+
+  constructor(
+    given: string[],
+    private readonly key: Uint8Array | undefined,
+  ) {
+    if (given.length === 0) throw new JobError("unreachable", "no peer address to join: pass at least one peer's full address (ending in /p2p/<id>)");
+    this.known = [...given];
+  }
+
+  /** Dial the first reachable known peer (the given order, then learnt members). */
+  async open(): Promise<void> {
+    const errors: string[] = [];
+    const start = Math.max(0, this.known.indexOf(this.current) + 1);
+    for (let k = 0; k < this.known.length; k++) {
+      const addr = this.known[(start + k) % this.known.length]; // the failed peer comes last
+      try {
+        this.client = await openClusterClient(addr, this.key, 5000);
+        this.current = addr;
+        void this.learn();
+        return;
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+    }
+    if (this.current === "") throw new JobError("unreachable", errors.join("; "));
+    throw Object.assign(new Error(`no cluster peer reachable: ${errors.join("; ")}`), { code: "unreachable" });
+  }
+
+  async ask(method: string, body: unknown, timeoutMs: number, channel: "coordination" | "inference"): Promise<unknown> {
+    if (!this.client) await (this.reopening ??= this.open().finally(() => (this.reopening = undefined)));
+    const client = this.client!;
+    try {
+      const r = await client.ask(method, body, { timeoutMs, channel });
+      if (performance.now() - this.learntAt > 10_000) void this.learn();
+      return r;
+    } catch (e) {
+      if (e instanceof ChannelError && !e.remote && e.code === "connection" && this.client === client) {
+        this.client = undefined;
+        void client.close().catch(() => undefined);
+      }
+      throw e;
+    }
+  }
+
+  /** Remember the cluster's members, so the client can move when its peer dies. */
+  private async learn(): Promise<void> {
+    this.learntAt = performance.now();
+    const reply = MembersReply.safeParse(await this.client?.ask("members", null, { timeoutMs: 5000 }).catch(() => undefined));
+    if (!reply.success) return;
+    for (const m of reply.data.members) {
+      for (const a of m.addrs) {
+        const full = a.includes("/p2p/") ? a : `${a}/p2p/${m.id}`;
+        if (!this.known.includes(full)) this.known.push(full);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client?.close();
+    this.client = undefined;
   }
 }
 
