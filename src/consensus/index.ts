@@ -21,3 +21,4 @@ export {
 } from "./cluster_state.js";
 export { RaftSimNode, raftSimFactory, type RaftSimObserver, type RaftSimOptions } from "./sim_node.js";
 export { runSchedule, propertyScheduleOptions, SafetyMonitor, type ScheduleOptions, type ScheduleResult } from "./sim_check.js";
+export { decideVoterChange, policyViewOf, quorumOf, type PolicyMember, type PolicyView, type VoterDecision, type VoterPolicy } from "./voter_policy.js";

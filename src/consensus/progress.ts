@@ -20,6 +20,8 @@ export class Progress {
   snapshotSentAt = 0;
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
+  /** Leader tick at which this member last answered (or joined the leader's view). */
+  lastHeard = 0;
   /** Last indexes of unacknowledged appends (replicate state). */
   inflights: number[] = [];
 

@@ -76,9 +76,14 @@ export interface RaftStatus {
   lastTerm: number;
   snapIndex: number;
   conf: ConfState;
+  /** Index of the config entry `conf` comes from (committed once `commit >= confIndex`). */
+  confIndex: number;
   leadTransferee: RaftId | null;
-  /** Leader only: per member replication progress. */
-  progress?: Record<RaftId, { match: number; next: number; state: string; learner: boolean; active: boolean }>;
+  /**
+   * Leader only: per member replication progress. `idle`: leader ticks since the member
+   * last answered (counted from this leader's election, or from when the member was added).
+   */
+  progress?: Record<RaftId, { match: number; next: number; state: string; learner: boolean; active: boolean; idle: number }>;
 }
 
 /** Outcome of `propose`: appended locally (leader) or forwarded to the leader. */
@@ -263,12 +268,14 @@ export class RaftNode {
       lastTerm: this.log.lastTerm(),
       snapIndex: this.log.snapIndex,
       conf: this.conf,
+      confIndex: this.confIndex,
       leadTransferee: this.leadTransferee,
     };
     if (this.role === "leader") {
       st.progress = {};
       for (const [id, pr] of this.prs) {
-        st.progress[id] = { match: pr.match, next: pr.next, state: pr.state, learner: pr.isLearner, active: pr.recentActive };
+        const idle = id === this.id ? 0 : this.leaderTicks - pr.lastHeard;
+        st.progress[id] = { match: pr.match, next: pr.next, state: pr.state, learner: pr.isLearner, active: pr.recentActive, idle };
       }
     }
     return st;
@@ -346,6 +353,26 @@ export class RaftNode {
     if (this.lead === null) return err("NO_LEADER", "no leader known", null);
     this.send({ type: "transferLeader", from: this.id, to: this.lead, term: 0, target });
     return { ok: true, value: { forwardedTo: this.lead } };
+  }
+
+  /**
+   * Leader only: `learner` lost its log (e.g. it restarted with in-memory storage), so the
+   * entries it acknowledged are gone; replicate to it again from the start (entries, or
+   * the snapshot if they were compacted). Voters are refused: a voter that loses
+   * acknowledged entries breaks Raft's assumptions and cannot be repaired this way.
+   */
+  relearn(learner: RaftId): RaftResult<{ match: number }> {
+    if (this.role !== "leader") return err("NOT_LEADER", "only the leader tracks replication progress", this.lead);
+    const pr = this.prs.get(learner);
+    if (pr === undefined || !pr.isLearner || learner === this.id) return err("INVALID_ARGUMENT", `${learner} is not a learner`, this.id);
+    const before = pr.match;
+    pr.match = 0;
+    pr.becomeProbe();
+    pr.next = 1; // from the first entry, or the snapshot if that was compacted away
+    pr.recentActive = true;
+    pr.lastHeard = this.leaderTicks;
+    this.sendAppend(learner, true);
+    return { ok: true, value: { match: before } };
   }
 
   /**
@@ -534,6 +561,7 @@ export class RaftNode {
   private newProgress(id: RaftId, next: number, learner: boolean): Progress {
     const pr = new Progress(next, this.maxInflight, learner);
     pr.recentActive = true; // give new members one check-quorum round
+    pr.lastHeard = this.leaderTicks; // and count their silence from now
     if (id === this.id) pr.match = next - 1;
     return pr;
   }
@@ -932,6 +960,7 @@ export class RaftNode {
 
   private handleAppResp(m: MsgAppResp, pr: Progress): void {
     pr.recentActive = true;
+    pr.lastHeard = this.leaderTicks;
     if (m.reject) {
       let hint = m.rejectHint;
       if (m.logTerm > 0) hint = this.log.findConflictByTerm(m.rejectHint, m.logTerm);
@@ -964,6 +993,7 @@ export class RaftNode {
 
   private handleHeartbeatResp(m: MsgHeartbeatResp, pr: Progress): void {
     pr.recentActive = true;
+    pr.lastHeard = this.leaderTicks;
     pr.probeSent = false;
     if (pr.state === "replicate" && pr.inflights.length >= pr.maxInflight) pr.freeFirst();
     if (pr.state === "snapshot" && this.leaderTicks - pr.snapshotSentAt >= this.electionTick) pr.becomeProbe(); // lost snapshot: resend

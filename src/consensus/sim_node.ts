@@ -14,6 +14,7 @@ import { parseRaftMessage } from "./messages.js";
 import { bootstrapState, RaftNode, type Proposed, type RaftConfig } from "./raft.js";
 import { isEmptyState, KvRaftStorage, persistUpdateOf } from "./storage.js";
 import type { ConfChange, ConfState, Entry, Message, RaftResult, ReadState, Ready } from "./types.js";
+import { decideVoterChange, policyViewOf, type VoterDecision, type VoterPolicy } from "./voter_policy.js";
 
 export interface RaftSimObserver {
   /** After the Ready was persisted, before its messages are sent. */
@@ -21,6 +22,8 @@ export interface RaftSimObserver {
   onApply?(node: RaftSimNode, entry: Entry, result: ApplyResult, now: number): void;
   /** After every handled event (and every external call), once all Readys are drained. */
   afterEvent?(node: RaftSimNode, now: number): void;
+  /** The leader's voter policy chose a change (called before it is proposed). */
+  onVoterDecision?(node: RaftSimNode, d: VoterDecision, now: number): void;
 }
 
 export interface RaftSimOptions {
@@ -35,6 +38,12 @@ export interface RaftSimOptions {
   /** Validate every received message with zod (as a real peer must). Default false (speed). */
   validate?: boolean;
   observer?: RaftSimObserver;
+  /**
+   * Run automatic voter selection on the leader after every tick (as the real driver does).
+   * `durable` says which members keep state on disk (default: all; in the simulator every
+   * node's storage survives crashes).
+   */
+  voterPolicy?: VoterPolicy & { durable?: (id: string) => boolean };
 }
 
 export class RaftSimNode implements ProtocolNode<Message> {
@@ -52,6 +61,9 @@ export class RaftSimNode implements ProtocolNode<Message> {
   private readonly compactEvery: number;
   private readonly validate: boolean;
   private readonly observer: RaftSimObserver | undefined;
+  private readonly voterPolicy: RaftSimOptions["voterPolicy"];
+  /** Changes this node's voter policy proposed (and whether Raft accepted them). */
+  readonly voterDecisions: Array<VoterDecision & { at: number; accepted: boolean }> = [];
 
   constructor(init: NodeInit, opts: RaftSimOptions) {
     if (typeof init.id !== "string") throw new TypeError("raft simulator node ids must be strings");
@@ -61,6 +73,7 @@ export class RaftSimNode implements ProtocolNode<Message> {
     this.compactEvery = opts.compactEvery ?? 0;
     this.validate = opts.validate ?? false;
     this.observer = opts.observer;
+    this.voterPolicy = opts.voterPolicy;
     this.storage = new KvRaftStorage(init.storage);
     let persisted = this.storage.load();
     const founding = opts.initial.voters.includes(this.id) || opts.initial.learners.includes(this.id);
@@ -87,6 +100,15 @@ export class RaftSimNode implements ProtocolNode<Message> {
         if (ev.name !== "tick") return;
         this.raft.tick();
         ctx.setTimer("tick", this.tickMs);
+        if (this.voterPolicy !== undefined && this.raft.role === "leader") {
+          this.drain(ctx.now);
+          const durable = this.voterPolicy.durable ?? (() => true);
+          const d = decideVoterChange(this.voterPolicy, policyViewOf(this.raft.status(), durable));
+          if (d !== null) {
+            this.observer?.onVoterDecision?.(this, d, ctx.now);
+            this.voterDecisions.push({ ...d, at: ctx.now, accepted: this.raft.proposeConfChange(d.change).ok });
+          }
+        }
         break;
       case "message": {
         let m = ev.msg;

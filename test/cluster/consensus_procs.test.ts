@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { readClusterKey, writeClusterKey } from "../../src/cluster/keys.js";
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
+import { loadOrCreateIdentity, readClusterKey, writeClusterKey } from "../../src/cluster/keys.js";
 import { queryStatus } from "../../src/cluster/client.js";
 import type { StatusReport } from "../../src/cluster/peer.js";
 import { eventually, spawnPeer, type PeerProc } from "./helpers.js";
@@ -26,14 +27,16 @@ describe("five dspex peers running Raft", () => {
     const keyFile = join(dir, "k.key");
     await writeClusterKey(keyFile);
     const key = await readClusterKey(keyFile);
-    const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await run(process.execPath, [bin, "identity", "--file", join(dir, `id${i}.key`)])).stdout.trim());
+    // `dspex identity` once (the CLI path), the other ids in-process (each tsx start costs seconds).
+    const ids: string[] = [(await run(process.execPath, [bin, "identity", "--file", join(dir, "id0.key")])).stdout.trim()];
+    expect(ids[0]).toBe(peerIdFromPrivateKey(await loadOrCreateIdentity(join(dir, "id0.key"))).toString());
+    for (let i = 1; i < 5; i++) ids.push(peerIdFromPrivateKey(await loadOrCreateIdentity(join(dir, `id${i}.key`))).toString());
     const args = (i: number, boot?: string) => [
       "--key-file", keyFile, "--identity", join(dir, `id${i}.key`), "--voters", ids.join(","), "--data-dir", join(dir, `raft${i}`),
       ...(boot ? ["--bootstrap", boot] : []),
     ];
-    procs[0] = await spawnPeer(args(0));
-    const rest = await Promise.all([1, 2, 3, 4].map((i) => spawnPeer(args(i, procs[0].addr))));
+    procs[0] = await spawnPeer(args(0), 45_000);
+    const rest = await Promise.all([1, 2, 3, 4].map((i) => spawnPeer(args(i, procs[0].addr), 45_000)));
     rest.forEach((p, j) => (procs[j + 1] = p));
 
     const agreed = async (alive: PeerProc[], not?: string) => {
@@ -44,8 +47,9 @@ describe("five dspex peers running Raft", () => {
     const first = await eventually(() => agreed(procs), 30_000, "a leader all five agree on");
     expect(first.statuses.every((s) => (s.term ?? 0) >= 1)).toBe(true);
 
-    // Commit a topology switch through any peer (it is forwarded to the leader).
+    // Commit a topology switch through any peer (it is forwarded to the leader, answered after commit).
     await run(process.execPath, [bin, "topology", "set", "hyparview", "--join", procs[2].addr, "--key-file", keyFile, "--options", '{"expectedSize": 5}']);
+    expect((await queryStatus(first.leader === procs[0].id ? procs[0].addr : procs[ids.indexOf(first.leader)].addr, key, 3000)).committedTopology).toBe("hyparview");
     await eventually(async () => ((await Promise.all(procs.map((p) => queryStatus(p.addr, key, 3000)))).every((s) => s.committedTopology === "hyparview") ? true : undefined), 15_000, "the switch committed on all five");
 
     // SIGKILL the leader.
@@ -59,7 +63,7 @@ describe("five dspex peers running Raft", () => {
     expect(second.statuses.every((s) => s.committedTopology === "hyparview")).toBe(true);
 
     // Restart it from its data directory: it rejoins and learns the leader.
-    procs[li] = await spawnPeer(args(li, alive[0].addr));
+    procs[li] = await spawnPeer(args(li, alive[0].addr), 45_000);
     const back = await eventually(async () => {
       const s = await queryStatus(procs[li].addr, key, 3000);
       return s.leader === second.leader && s.committedTopology === "hyparview" ? s : undefined;

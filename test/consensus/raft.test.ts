@@ -392,6 +392,64 @@ describe("membership", () => {
   });
 });
 
+describe("learners that lose their log; member silence", () => {
+  it("a learner restarted with empty storage is stuck until the leader relearns it, then catches up (compacted log: snapshot)", () => {
+    for (const compact of [false, true]) {
+      const seed = 18;
+      const ex = expectFor(seed, compact ? "compacted" : "full log");
+      const net = new TestNet(seed, [...ABC, "d"], {}, { voters: ABC, learners: ["d"] });
+      net.campaign("a");
+      for (let i = 0; i < 5; i++) net.propose("a", { type: "createJob", jobId: `j${i}`, spec: {} });
+      net.tickAll(2);
+      const a = net.raft("a");
+      if (compact) ex(a.compact(a.log.applied, net.get("a").state.snapshot()).ok).toBe(true);
+      ex(net.get("d").state.jobs.size).toBe(5);
+      // d loses everything (in-memory storage, restarted with the same id).
+      net.members.delete("d");
+      net.queue = net.queue.filter((m) => m.to !== "d" && m.from !== "d");
+      const d = net.add("d");
+      net.tickAll(5);
+      ex(d.raft.log.lastIndex(), "the leader thinks d has everything: nothing is resent").toBe(0);
+      ex(a.status().progress!.d!.match).toBeGreaterThan(0);
+      // Voters are refused (a voter that forgets acknowledged entries cannot be repaired).
+      const v = a.relearn("b");
+      ex(!v.ok && v.error.code).toBe("INVALID_ARGUMENT");
+      ex(!net.raft("b").relearn("d").ok).toBe(true); // leader only
+      const r = a.relearn("d");
+      ex(r.ok && r.value.match).toBe(a.log.lastIndex());
+      net.deliver();
+      net.tickAll(3);
+      ex(d.state.jobs.size).toBe(5);
+      ex(d.raft.lead).toBe("a");
+      ex(d.raft.log.committed).toBe(a.log.committed);
+    }
+  });
+
+  it("the leader reports each member's silence in ticks, counted from its election", () => {
+    const seed = 19;
+    const ex = expectFor(seed);
+    const net = new TestNet(seed, [...ABC, "d"], {}, { voters: ABC, learners: ["d"] });
+    net.campaign("a");
+    const a = net.raft("a");
+    ex(a.status().progress!.b!.idle).toBe(0);
+    ex(a.status().confIndex).toBe(1);
+    net.isolate("c");
+    net.tickAll(7);
+    const p = a.status().progress!;
+    ex(p.a!.idle).toBe(0);
+    ex(p.b!.idle).toBeLessThanOrEqual(1);
+    ex(p.d!.idle).toBeLessThanOrEqual(1);
+    ex(p.c!.idle).toBe(7);
+    net.heal();
+    net.tickAll(1);
+    ex(a.status().progress!.c!.idle).toBeLessThanOrEqual(1);
+    // A member added later starts with a clean record.
+    ex(a.proposeConfChange({ type: "addLearner", node: "e" }).ok).toBe(true);
+    ex(a.status().progress!.e!.idle).toBe(0);
+    ex(a.status().confIndex).toBe(a.log.lastIndex());
+  });
+});
+
 describe("leadership transfer", () => {
   it("transfers to an up-to-date voter at once, and blocks proposals meanwhile", () => {
     const seed = 18;

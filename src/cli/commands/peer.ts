@@ -16,6 +16,7 @@ import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 interface PeerFlags extends LMFlags {
   voters?: string;
   dataDir?: string;
+  voterCount?: string;
   listen: string[];
   bootstrap?: string[];
   keyFile?: string;
@@ -42,8 +43,9 @@ export function peerCommand(): Command {
     .option("--metrics-host <host>", "address for /metrics", "127.0.0.1")
     .option("--plugin <file...>", "local ES module(s) registering modules/metrics/tools")
     .option("--log <level>", "JSON logs on stderr at this level (debug, info, warn, error)")
-    .option("--voters <ids>", "comma-separated peer ids of the founding Raft voters (3 or 5); this peer runs consensus")
-    .option("--data-dir <dir>", "where this peer keeps its Raft log (required with --voters)")
+    .option("--voters <ids|auto>", "run consensus: comma-separated peer ids of the founding Raft voters (3 or 5; other peers join as learners), or 'auto' (the peer without --bootstrap founds, learners are promoted up to --voter-count)")
+    .option("--data-dir <dir>", "where this peer keeps its Raft log (required for voters; a learner without it keeps state in memory and is never promoted)")
+    .option("--voter-count <n>", "voters the leader keeps, replacing voters silent for 10 s by live learners (default: the --voters list's length; 3 with auto)")
     .option("--json", "print the listening event as one JSON line");
   addLMOptions(cmd);
   return cmd.action(async (flags: PeerFlags) => {
