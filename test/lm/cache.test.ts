@@ -90,6 +90,18 @@ describe("LM cache", () => {
     expect(keys.size).toBe(variants.length + 1);
   });
 
+  it("keys keep texts apart that could run together or that UTF-8 would merge", () => {
+    const key = (...contents: string[]) => cacheKey({ model: "openai/m", messages: contents.map((content) => ({ role: "user" as const, content })) });
+    // One message holding what looks like a message boundary vs two messages.
+    expect(key("a\u0000user\u00001:b")).not.toBe(key("a", "b"));
+    expect(key("ab", "c")).not.toBe(key("a", "bc"));
+    // Lone surrogates both become U+FFFD in UTF-8; the keys must still differ.
+    expect(key("x\ud800")).not.toBe(key("x\ud801"));
+    expect(key("x\ud800")).not.toBe(key("x\ufffd"));
+    expect(key("😀")).toBe(key("😀"));
+    expect(cacheKey({ model: "a:b", messages: [] })).not.toBe(cacheKey({ model: "a", messages: [{ role: "user", content: "b" }] }));
+  });
+
   it("two LMs with different API keys share entries", async () => {
     const cache = new LMCache();
     const a = createLM("openai/sim", { baseUrl: `${sim.url}/v1`, apiKey: "k1", cache });

@@ -1,4 +1,5 @@
 // Each provider client against sim-lm: happy path, usage, every error class, and the breaker.
+import { EventEmitter } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSimLm, type SimLm } from "../../src/simlm/server.js";
 import { FAULT_MESSAGES } from "../../src/simlm/wire.js";
@@ -295,6 +296,51 @@ describe("cancellation and transport timeouts", () => {
     expect(e.retryAfterMs).toBe(5000);
     expect(e.attempts).toBe(1);
     expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
+  it("a long-lived signal keeps no listeners from finished calls; a signal works with the default timeout too", async () => {
+    const fast = await startSimLm({ latencyMs: 1 });
+    try {
+      const ac = new AbortController();
+      for (const timeoutMs of [2000, 120_000]) {
+        const lm = createLM("openai/sim", { ...FAST, timeoutMs, baseUrl: `${fast.url}/v1` });
+        for (let i = 0; i < 20; i++) expect((await lm.call({ ...msg, signal: ac.signal })).outputs).toHaveLength(1);
+        expect(EventEmitter.getEventListeners(ac.signal, "abort")).toHaveLength(0);
+        expect(await lmError(lm.call({ ...msg, signal: AbortSignal.abort(new Error("stop")) }))).toMatchObject({ code: "aborted" });
+      }
+      const slowLm = createLM("openai/sim", { ...FAST, timeoutMs: 120_000, baseUrl: `${sim.url}/v1` });
+      const ac2 = new AbortController();
+      setTimeout(() => ac2.abort(), 30);
+      expect((await lmError(slowLm.call({ ...msg, signal: ac2.signal }))).code).toBe("aborted");
+      expect(EventEmitter.getEventListeners(ac2.signal, "abort")).toHaveLength(0);
+    } finally {
+      await fast.close();
+    }
+  });
+
+  it("a request still queued for a connection fails at once on abort or timeout", async () => {
+    const { postJson } = await import("../../src/engine/lm/http.js");
+    const { Pool } = await import("undici");
+    const pool = new Pool(sim.url, { connections: 1 }); // one socket: the second request queues
+    const body = JSON.stringify({ model: "sim", ...msg });
+    const send = (signal: AbortSignal | undefined, timeoutMs: number) =>
+      postJson(pool, "/v1/chat/completions", { "content-type": "application/json" }, body, signal, timeoutMs, (res) => res.status);
+    try {
+      const busy = send(undefined, 5000); // holds the socket for sim's 300 ms
+      const t0 = performance.now();
+      const timedOut = await lmError(send(undefined, 50));
+      expect(timedOut.code).toBe("timeout");
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(new Error("gave up")), 30);
+      const aborted = await lmError(send(ac.signal, 5000));
+      expect(aborted).toMatchObject({ code: "aborted" });
+      expect(aborted.message).toContain("gave up");
+      expect(performance.now() - t0).toBeLessThan(250);
+      expect(await busy).toBe(200);
+      expect(await send(undefined, 5000)).toBe(200); // the pool still works
+    } finally {
+      await pool.close();
+    }
   });
 
   it("undici's own header/body timeouts map to timeout", async () => {

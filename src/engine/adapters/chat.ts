@@ -1,17 +1,31 @@
 // ChatAdapter: the exact prompt text DSPy 3.x produces, with `[[ ## field ## ]]` markers.
 import { AdapterParseError, DspexError } from "../errors.js";
-import { addUsage, type ChatMessage, type LM, type LMSettings } from "../lm/types.js";
+import { addUsage, type ChatMessage, type LM, type LMResponse, type LMSettings } from "../lm/types.js";
 import { pyJsonDumps, pyStr, pyStrip, dedent, splitLines } from "../python.js";
 import type { FieldDef, Signature } from "../signature/signature.js";
 import { annotationName, jsonSchema } from "../signature/types.js";
 import type { Adapter, AdapterResult } from "./adapter.js";
-import { formatFieldValue, parseValue } from "./values.js";
+import { formatFieldValue, parseValue, strip } from "./values.js";
 import type { Record_ } from "../example.js";
 
 const FIELD_HEADER = /^\[\[ ## (\w+) ## \]\]/;
 export const INCOMPLETE_DEMO_PREFIX = "This is an example of the task, though some input or output fields are not supplied.";
 const MISSING_IN_INCOMPLETE_DEMO = "Not supplied for this particular example. ";
 const MISSING_IN_HISTORY = "Not supplied for this conversation history message. ";
+const MAIN_REQUEST = Object.freeze({ mainRequest: true });
+// Python's str.splitlines() breaks on these besides "\n"; replies rarely hold any.
+const OTHER_LINE_BREAK = /[\r\v\f\x1c-\x1e\x85\u2028\u2029]/;
+const LINE_BREAKS = /\r\n|[\r\v\f\x1c-\x1e\x85\u2028\u2029]/g;
+
+// Module-level, not closures made per call: under tsx (esbuild keepNames) every named
+// closure costs a defineProperty when it is created.
+function has(d: Record_, k: string): boolean {
+  return Object.prototype.hasOwnProperty.call(d, k);
+}
+
+function typeInfo(f: FieldDef): string {
+  return f.type.kind !== "str" ? ` (must be formatted as a valid Python ${annotationName(f.type)})` : "";
+}
 
 /** Add the tokens of a failed attempt to the result of the attempt that replaced it. */
 export function withSpentUsage(err: AdapterParseError, result: AdapterResult): AdapterResult {
@@ -56,33 +70,50 @@ export class ChatAdapter implements Adapter {
     this.useJsonAdapterFallback = options.useJsonAdapterFallback ?? true;
   }
 
-  async call(
+  call(
     lm: LM,
     settings: LMSettings & { signal?: AbortSignal },
     signature: Signature,
     demos: Record_[],
     inputs: Record_,
   ): Promise<AdapterResult> {
-    try {
-      return await this.callOnce(lm, settings, signature, demos, inputs);
-    } catch (err) {
-      // Like DSPy, a reply the markers cannot parse is retried once in JSON mode.
-      // Unlike DSPy, LM transport errors are not retried here: the LM layer already did.
-      if (!(err instanceof AdapterParseError) || !this.useJsonAdapterFallback || this.name !== "ChatAdapter") throw err;
-      const { JSONAdapter } = await import("./json.js");
-      return withSpentUsage(err, await new JSONAdapter().call(lm, settings, signature, demos, inputs));
-    }
+    // .catch, not async/await: one promise fewer on every call (each costs async-hook work).
+    return this.callOnce(lm, settings, signature, demos, inputs).catch((err: unknown) => this.fallback(err, lm, settings, signature, demos, inputs));
   }
 
-  protected async callOnce(
+  private async fallback(
+    err: unknown,
     lm: LM,
     settings: LMSettings & { signal?: AbortSignal },
     signature: Signature,
     demos: Record_[],
     inputs: Record_,
   ): Promise<AdapterResult> {
-    const messages = this.format(signature, demos, inputs);
-    const response = await lm.call({ ...settings, messages });
+    // Like DSPy, a reply the markers cannot parse is retried once in JSON mode.
+    // Unlike DSPy, LM transport errors are not retried here: the LM layer already did.
+    if (!(err instanceof AdapterParseError) || !this.useJsonAdapterFallback || this.name !== "ChatAdapter") throw err;
+    const { JSONAdapter } = await import("./json.js");
+    return withSpentUsage(err, await new JSONAdapter().call(lm, settings, signature, demos, inputs));
+  }
+
+  protected callOnce(
+    lm: LM,
+    settings: LMSettings & { signal?: AbortSignal },
+    signature: Signature,
+    demos: Record_[],
+    inputs: Record_,
+  ): Promise<AdapterResult> {
+    // Not async (one promise fewer per call); anything thrown still comes out as a rejection.
+    let reply: Promise<LMResponse>;
+    try {
+      reply = Promise.resolve(lm.call({ ...settings, messages: this.format(signature, demos, inputs) }));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return reply.then((response) => this.toResult(lm, signature, response));
+  }
+
+  private toResult(lm: LM, signature: Signature, response: LMResponse): AdapterResult {
     if (!Array.isArray(response.outputs) || response.outputs.length === 0) {
       throw new DspexError("adapter_parse", `the LM ${lm.model} returned no completions; check the model name and provider`);
     }
@@ -100,8 +131,8 @@ export class ChatAdapter implements Adapter {
 
   format(signature: Signature, demos: Record_[], inputs: Record_): ChatMessage[] {
     const messages: ChatMessage[] = [{ role: "system", content: this.formatSystemMessage(signature) }];
-    messages.push(...this.formatDemos(signature, demos));
-    messages.push({ role: "user", content: this.formatUserMessageContent(signature, inputs, { mainRequest: true }) });
+    if (demos.length > 0) messages.push(...this.formatDemos(signature, demos));
+    messages.push({ role: "user", content: this.formatUserMessageContent(signature, inputs, MAIN_REQUEST) });
     return messages;
   }
 
@@ -145,22 +176,33 @@ export class ChatAdapter implements Adapter {
     inputs: Record_,
     options: { prefix?: string; suffix?: string; mainRequest?: boolean } = {},
   ): string {
-    const parts: string[] = [options.prefix ?? ""];
+    // An empty prefix/suffix only adds "\n\n" that the final strip removes again, so it is
+    // left out (and the strip then usually has nothing to do).
+    const parts: string[] = options.prefix ? [options.prefix] : [];
     for (const f of signature.inputFields) {
       if (Object.prototype.hasOwnProperty.call(inputs, f.name)) {
         parts.push(`[[ ## ${f.name} ## ]]\n${formatFieldValue(f.type, inputs[f.name])}`);
       }
     }
     if (options.mainRequest) {
-      const req = this.userMessageOutputRequirements(signature);
+      const req = this.outputRequirements(signature);
       if (req !== undefined) parts.push(req);
     }
-    parts.push(options.suffix ?? "");
-    return pyStrip(parts.join("\n\n"));
+    if (options.suffix) parts.push(options.suffix);
+    return strip(parts.join("\n\n"));
+  }
+
+  private readonly requirementsCache = new WeakMap<Signature, string | undefined>();
+
+  /** userMessageOutputRequirements, built once per signature (it depends on nothing else). */
+  private outputRequirements(signature: Signature): string | undefined {
+    if (this.requirementsCache.has(signature)) return this.requirementsCache.get(signature);
+    const text = this.userMessageOutputRequirements(signature);
+    this.requirementsCache.set(signature, text);
+    return text;
   }
 
   userMessageOutputRequirements(signature: Signature): string | undefined {
-    const typeInfo = (f: FieldDef) => (f.type.kind !== "str" ? ` (must be formatted as a valid Python ${annotationName(f.type)})` : "");
     return (
       "Respond with the corresponding output fields, starting with the field " +
       signature.outputFields.map((f) => `\`[[ ## ${f.name} ## ]]\`${typeInfo(f)}`).join(", then ") +
@@ -179,7 +221,6 @@ export class ChatAdapter implements Adapter {
   formatDemos(signature: Signature, demos: Record_[]): ChatMessage[] {
     const complete: Record_[] = [];
     const incomplete: Record_[] = [];
-    const has = (d: Record_, k: string) => Object.prototype.hasOwnProperty.call(d, k);
     for (const demo of demos) {
       const isComplete = signature.fields.every((f) => has(demo, f.name) && demo[f.name] !== null && demo[f.name] !== undefined);
       const hasInput = signature.inputFields.some((f) => has(demo, f.name));
@@ -204,40 +245,113 @@ export class ChatAdapter implements Adapter {
   }
 
   parse(signature: Signature, completion: string): Record_ {
-    const sections: [string | null, string[]][] = [[null, []]];
-    for (const line of splitLines(completion)) {
-      const m = line.includes("[[ ## ") ? FIELD_HEADER.exec(pyStrip(line)) : null;
-      if (m) {
-        // Text after the header on the same line belongs to the field. DSPy slices the
-        // unstripped line at the stripped match's end; kept so replies parse identically.
-        const rest = pyStrip(line.slice(m[0].length));
-        sections.push([m[1], rest ? [rest] : []]);
-      } else sections[sections.length - 1][1].push(line);
-    }
-    const fields: Record_ = {};
-    for (const [name, lines] of sections) {
-      if (name === null || Object.prototype.hasOwnProperty.call(fields, name)) continue;
-      const f = signature.outputFields.find((x) => x.name === name);
-      if (!f) continue;
-      const text = pyStrip(lines.join("\n"));
-      try {
-        fields[name] = parseValue(text, f.type);
-      } catch (e) {
-        throw new AdapterParseError({
-          adapterName: this.name,
-          expectedFields: signature.outputNames,
-          lmResponse: completion,
-          message: `Failed to parse field ${name} with value ${text} from the LM response. Error message: ${(e as Error).message}`,
-        });
+    // DSPy splits the reply into lines (str.splitlines), starts a section at each line that
+    // is a `[[ ## name ## ]]` header once stripped, and parses each output field's section
+    // (first one wins). Same here, but walking the text by index instead of splitting it:
+    // no string per line, and field names are matched in place against the signature's.
+    // Other line breaks are first turned into "\n", which gives the same lines.
+    const text = OTHER_LINE_BREAK.test(completion) ? completion.replace(LINE_BREAKS, "\n") : completion;
+    const outputs = signature.outputFields;
+    const values: unknown[] = new Array(outputs.length);
+    const order: number[] = []; // output indexes in the order their sections came
+    let field = -1; // output index of the open section (-1: none, or not an output)
+    let restOf = ""; // the open section's text after its header, on the header's line
+    let bodyStart = 0; // where the open section's following lines start
+    // Only lines holding the "[[ ## " marker can be headers: go from marker to marker.
+    for (let marker = text.indexOf("[[ ## "); marker !== -1; ) {
+      const lineStart = text.lastIndexOf("\n", marker - 1) + 1;
+      let lineEnd = text.indexOf("\n", marker);
+      if (lineEnd === -1) lineEnd = text.length;
+      let name: string | undefined;
+      let nameAt = 0;
+      let nameEnd = 0;
+      let rest = "";
+      if (marker === lineStart) {
+        let j = marker + 6;
+        while (j < lineEnd && isWordChar(text.charCodeAt(j))) j++;
+        if (j > marker + 6 && text.startsWith(" ## ]]", j)) {
+          nameAt = marker + 6;
+          nameEnd = j;
+          rest = strip(text.slice(j + 6, lineEnd));
+        }
+      } else {
+        const line = text.slice(lineStart, lineEnd);
+        const m = FIELD_HEADER.exec(strip(line));
+        if (m !== null) {
+          name = m[1];
+          // DSPy slices the unstripped line at the stripped match's end; kept so replies parse identically.
+          rest = strip(line.slice(m[0].length));
+        }
       }
+      if (nameEnd > 0 || name !== undefined) {
+        if (field >= 0) this.closeSection(signature, completion, values, order, field, restOf, text, bodyStart, lineStart - 1);
+        field = name !== undefined ? outputIndex(outputs, name) : outputIndexAt(outputs, text, nameAt, nameEnd);
+        if (field >= 0 && order.includes(field)) field = -1; // a repeated field: the first section wins
+        restOf = rest;
+        bodyStart = lineEnd + 1;
+      }
+      marker = lineEnd < text.length ? text.indexOf("[[ ## ", lineEnd + 1) : -1;
     }
-    const missing = signature.outputNames.filter((n) => !Object.prototype.hasOwnProperty.call(fields, n));
-    if (missing.length > 0) {
+    if (field >= 0) this.closeSection(signature, completion, values, order, field, restOf, text, bodyStart, text.length);
+    if (order.length < outputs.length) {
+      const fields: Record_ = {};
+      for (const k of order) fields[outputs[k].name] = values[k];
       throw new AdapterParseError({ adapterName: this.name, expectedFields: signature.outputNames, lmResponse: completion, parsedResult: fields });
     }
-    // Keep the signature's field order regardless of the reply's order.
+    // The signature's field order, whatever the reply's order.
     const ordered: Record_ = {};
-    for (const n of signature.outputNames) ordered[n] = fields[n];
+    for (let k = 0; k < outputs.length; k++) ordered[outputs[k].name] = values[k];
     return ordered;
   }
+
+  /** Parse one output field's section: `rest` (stripped) plus the lines in text[from, to). */
+  private closeSection(
+    signature: Signature,
+    completion: string,
+    values: unknown[],
+    order: number[],
+    field: number,
+    rest: string,
+    text: string,
+    from: number,
+    to: number,
+  ): void {
+    // The section's lines, joined with "\n" as DSPy does; trailing (and, without `rest`,
+    // leading) newlines dropped, which the final strip would remove anyway.
+    while (to > from && text.charCodeAt(to - 1) === 10) to--;
+    if (!rest) while (from < to && text.charCodeAt(from) === 10) from++;
+    const lines = from < to ? text.slice(from, to) : "";
+    const body = strip(rest ? (lines ? `${rest}\n${lines}` : rest) : lines);
+    const f = signature.outputFields[field];
+    try {
+      values[field] = parseValue(body, f.type);
+    } catch (e) {
+      throw new AdapterParseError({
+        adapterName: this.name,
+        expectedFields: signature.outputNames,
+        lmResponse: completion,
+        message: `Failed to parse field ${f.name} with value ${body} from the LM response. Error message: ${(e as Error).message}`,
+      });
+    }
+    order.push(field);
+  }
+}
+
+/** \w of a non-unicode regex: [A-Za-z0-9_]. */
+function isWordChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 95;
+}
+
+function outputIndex(outputs: readonly FieldDef[], name: string): number {
+  for (let k = 0; k < outputs.length; k++) if (outputs[k].name === name) return k;
+  return -1;
+}
+
+/** outputIndex() of the name text[from, to), without making a string of it. */
+function outputIndexAt(outputs: readonly FieldDef[], text: string, from: number, to: number): number {
+  for (let k = 0; k < outputs.length; k++) {
+    const name = outputs[k].name;
+    if (name.length === to - from && text.startsWith(name, from)) return k;
+  }
+  return -1;
 }

@@ -4,6 +4,15 @@ import { pyJsonDumps, pyStr, pyStrip } from "../python.js";
 import { coerce, type TypeExpr } from "../signature/types.js";
 import { Example } from "../example.js";
 
+/** pyStrip() without its regex tests when both ends are plainly not whitespace (printable ASCII). */
+export function strip(s: string): string {
+  const n = s.length;
+  if (n === 0) return s;
+  const a = s.charCodeAt(0);
+  const b = s.charCodeAt(n - 1);
+  return a > 32 && a < 127 && b > 32 && b < 127 ? s : pyStrip(s);
+}
+
 /** DSPy's serialize_for_json: Examples/Predictions become dicts, everything else as is. */
 export function toJsonable(v: unknown): unknown {
   if (v instanceof Example) return v.toDict();
@@ -74,6 +83,14 @@ export function parseValue(value: unknown, type: TypeExpr): unknown {
     const lit = readLiteral(value);
     if (lit.ok) candidate = lit.value;
   }
+  // A scalar already of the declared type is what coerce() would return; skip its set-up.
+  if (
+    (type.kind === "int" && Number.isInteger(candidate)) ||
+    (type.kind === "float" && typeof candidate === "number") ||
+    (type.kind === "bool" && typeof candidate === "boolean")
+  ) {
+    return candidate;
+  }
   return coerce(candidate, type);
 }
 
@@ -85,8 +102,8 @@ type ReadResult = { ok: true; value: unknown } | { ok: false };
 
 /** JSON with light repair: code fences, trailing commas, unclosed brackets and strings. */
 export function repairJson(text: string): ReadResult {
-  let s = pyStrip(text);
-  const fence = /^```[a-zA-Z0-9]*\s*\n([\s\S]*?)\n?```\s*$/.exec(s);
+  let s = strip(text);
+  const fence = s.startsWith("```") ? /^```[a-zA-Z0-9]*\s*\n([\s\S]*?)\n?```\s*$/.exec(s) : null;
   if (fence) s = fence[1].trim();
   if (s === "") return { ok: false };
   try {

@@ -7,12 +7,13 @@
 // file written to a unique temp name and renamed into place (rename is atomic on POSIX),
 // so readers see either nothing or a whole entry. An unreadable or corrupt entry is a
 // miss (and is overwritten by the next write); nothing is ever locked.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { LRUCache } from "lru-cache";
 import { z } from "zod";
 import type { ChatMessage, LMUsage, ResponseFormat } from "./types.js";
+import { SURROGATE, textDigest } from "./texts.js";
 
 export interface CachedReply {
   outputs: string[];
@@ -83,22 +84,26 @@ export function canonicalJson(value: unknown): string {
 
 /** sha256 hex of the canonical request (no secrets, includes rolloutId). */
 export function cacheKey(req: CacheKeyInput): string {
-  const h = createHash("sha256");
-  // Fixed field order and length-free separators: JSON.stringify escapes every string,
-  // so no field can run into the next.
-  h.update(JSON.stringify(req.model));
-  for (const m of req.messages) {
-    h.update("\u0000");
-    h.update(m.role);
-    h.update(JSON.stringify(m.content));
+  // One string in a fixed field order, hashed in one call. Every message but the last stands
+  // in by its own sha256, remembered for recurring texts (a predictor's system prompt and
+  // demos, see texts.ts), so a call hashes its last message and a few digests, not the whole
+  // prompt again. The last text goes in as is, length-prefixed (or JSON-escaped under another
+  // tag if it has surrogates: UTF-8 would merge lone ones). Roles are fixed words and digests
+  // base64, so neither holds a separator.
+  const messages = req.messages;
+  const last = messages.length - 1;
+  let s = JSON.stringify(req.model);
+  for (let i = 0; i < last; i++) s += `\u0000${messages[i].role}\u0000${textDigest(messages[i].content, true)}`;
+  if (last >= 0) {
+    const { role, content } = messages[last];
+    s += SURROGATE.test(content) ? `\u0000${role}\u0002${JSON.stringify(content)}` : `\u0000${role}\u0003${content.length}:${content}`;
   }
-  h.update(
+  s +=
     `\u0001${req.temperature ?? ""}|${req.maxTokens ?? ""}|${req.n ?? ""}|${req.topP ?? ""}|${req.rolloutId ?? ""}|` +
-      (req.stop ? JSON.stringify(req.stop) : "") +
-      "|" +
-      (req.responseFormat ? canonicalJson(req.responseFormat) : ""),
-  );
-  return h.digest("hex");
+    (req.stop ? JSON.stringify(req.stop) : "") +
+    "|" +
+    (req.responseFormat ? canonicalJson(req.responseFormat) : "");
+  return hash("sha256", s, "hex");
 }
 
 export class LMCache {
@@ -122,6 +127,13 @@ export class LMCache {
       this.stats.memoryHits++;
     }
     return hit;
+  }
+
+  /** get() of a cache without a disk store, synchronously. */
+  getNow(key: string): CachedReply | undefined {
+    const mem = this.getMemory(key);
+    if (!mem) this.stats.misses++;
+    return mem;
   }
 
   async get(key: string): Promise<CachedReply | undefined> {

@@ -132,8 +132,19 @@ export class LMClient implements LM {
     try {
       if (this.configError) throw this.configError;
       if (cache) {
-        key = cacheKey({ ...wire, model: this.model, rolloutId });
-        const hit = await cache.get(key);
+        key = cacheKey({
+          model: this.model,
+          messages: wire.messages,
+          temperature: wire.temperature,
+          maxTokens: wire.maxTokens,
+          n: wire.n,
+          stop: wire.stop,
+          topP: wire.topP,
+          responseFormat: wire.responseFormat,
+          rolloutId,
+        });
+        // Memory-only caches answer without a promise.
+        const hit = cache.dir === undefined ? cache.getNow(key) : await cache.get(key);
         if (hit) {
           this.stats.cacheHits++;
           const response: LMResponse = {
@@ -268,9 +279,7 @@ export class LMClient implements LM {
     if (limiter === undefined) {
       return this.resilience.execute(() => {
         this.stats.requests++;
-        return postJson(poolFor(provider.origin), provider.path, provider.headers, body, signal, this.timeoutMs).then((res) =>
-          provider.decode(res, wire),
-        );
+        return postJson(poolFor(provider.origin), provider.path, provider.headers, body, signal, this.timeoutMs, (res) => provider.decode(res, wire));
       }, signal);
     }
     const tokens = estimateTokens(promptChars(wire.messages), wire.maxTokens, wire.n ?? 1);
@@ -278,8 +287,7 @@ export class LMClient implements LM {
       this.stats.requests++;
       const permit = await limiter.acquire(tokens, signal);
       try {
-        const res = await postJson(poolFor(provider.origin), provider.path, provider.headers, body, signal, this.timeoutMs);
-        const reply = provider.decode(res, wire);
+        const reply = await postJson(poolFor(provider.origin), provider.path, provider.headers, body, signal, this.timeoutMs, (res) => provider.decode(res, wire));
         permit.release(reply.promptTokens + reply.completionTokens);
         return reply;
       } catch (err) {

@@ -1,6 +1,8 @@
 // HTTP transport: one undici Pool per origin, keep-alive, shared by every LM in the process.
-// Pool.request is undici's cheapest API (no WHATWG fetch objects), which matters for CPU/call.
-import { Pool } from "undici";
+// Requests go through Pool.dispatch with a handler that gathers the reply (see ReplyHandler):
+// cheaper per call than Pool.request, which wraps every reply in a Readable stream, and far
+// cheaper than fetch's WHATWG objects.
+import { Pool, errors, type Dispatcher } from "undici";
 import type { IncomingHttpHeaders } from "node:http";
 import { LMError } from "./errors.js";
 
@@ -52,51 +54,134 @@ export async function closeAllPools(): Promise<void> {
 /** Timeouts at or above this use undici's coarse (~1 s resolution) built-in timers. */
 export const COARSE_TIMEOUT_MS = 10_000;
 
-function fireTimeout(ctl: AbortController): void {
-  ctl.abort();
+/**
+ * Collects one reply for postJson: status, headers and the body as UTF-8 text (BOM skipped,
+ * as undici's body.text() does). A caller's signal, or the short-timeout timer, aborts the
+ * request through the dispatch controller; before the request has a connection (queued in
+ * the pool) the call fails at once and the request is aborted when undici starts it.
+ */
+class ReplyHandler implements Dispatcher.DispatchHandler {
+  timedOut = false;
+  private controller: Dispatcher.DispatchController | undefined;
+  private pendingAbort: Error | undefined;
+  private status = 0;
+  private headers: IncomingHttpHeaders | undefined;
+  private chunks: Buffer[] = [];
+  private length = 0;
+  private readonly onAbort: (() => void) | undefined;
+
+  constructor(
+    private readonly resolve: (res: HttpResponse) => void,
+    private readonly reject: (err: unknown) => void,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    if (signal) {
+      if (signal.aborted) this.abort(abortReason(signal));
+      else {
+        this.onAbort = () => this.abort(abortReason(signal));
+        signal.addEventListener("abort", this.onAbort, { once: true });
+      }
+    }
+  }
+
+  abort(reason: Error): void {
+    if (this.controller) this.controller.abort(reason);
+    else if (this.pendingAbort === undefined) {
+      this.pendingAbort = reason;
+      this.done();
+      this.reject(reason);
+    }
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.controller !== undefined) {
+      // Started again (undici retried it on a new connection): drop the partial reply.
+      this.chunks = [];
+      this.length = 0;
+    }
+    this.controller = controller;
+    if (this.pendingAbort) controller.abort(this.pendingAbort);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx: informational, the real reply follows
+    this.status = statusCode;
+    this.headers = headers;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  onResponseEnd(): void {
+    this.done();
+    const buf = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.length);
+    const bom = buf.length > 2 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
+    this.resolve({ status: this.status, headers: this.headers ?? {}, text: buf.toString("utf8", bom) });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.done();
+    this.reject(err);
+  }
+
+  private done(): void {
+    if (this.onAbort) this.signal?.removeEventListener("abort", this.onAbort);
+  }
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new errors.RequestAbortedError();
+}
+
+function fireTimeout(handler: ReplyHandler): void {
+  handler.timedOut = true;
+  handler.abort(new errors.RequestAbortedError("LM request timed out"));
 }
 
 /**
- * POST a JSON string and read the whole reply as text, within `timeoutMs` (0 = none).
- * Long timeouts (the common case: LM calls take seconds) use undici's own headersTimeout /
- * bodyTimeout, which cost nothing extra per call but fire with ~1 s resolution; short ones
- * use a precise timer + AbortSignal (~2-4 us more CPU per call). Transport failures become
- * LMError("connection" | "timeout"); a caller abort becomes LMError("aborted").
+ * POST a JSON string, read the whole reply as text and return `decode` of it, within
+ * `timeoutMs` (0 = none). Long timeouts (the common case: LM calls take seconds) use undici's
+ * own headersTimeout / bodyTimeout, which cost nothing extra per call but fire with ~1 s
+ * resolution; short ones use a precise timer. Transport failures become
+ * LMError("connection" | "timeout"); a caller abort becomes LMError("aborted"); what `decode`
+ * throws passes through as is. Not async, and decoding in the same .then(): each promise
+ * costs async-hook work once AsyncLocalStorage is in use.
  */
-export async function postJson(
+export function postJson<T>(
   pool: Pool,
   path: string,
   headers: Record<string, string>,
   body: string,
   signal: AbortSignal | undefined,
   timeoutMs: number,
-): Promise<HttpResponse> {
+  decode: (res: HttpResponse) => T,
+): Promise<T> {
   const coarse = timeoutMs <= 0 || timeoutMs >= COARSE_TIMEOUT_MS;
-  let ctl: AbortController | undefined;
+  let handler: ReplyHandler | undefined;
   let timer: NodeJS.Timeout | undefined;
-  let requestSignal = signal;
-  if (!coarse) {
-    ctl = new AbortController();
-    timer = setTimeout(fireTimeout, timeoutMs, ctl);
-    requestSignal = signal ? AbortSignal.any([signal, ctl.signal]) : ctl.signal;
-  }
-  try {
-    const res = await pool.request(
-      coarse
-        ? { path, method: "POST", headers, body, signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }
-        : { path, method: "POST", headers, body, signal: requestSignal },
+  return new Promise<HttpResponse>((resolve, reject) => {
+    handler = new ReplyHandler(resolve, reject, signal);
+    if (!coarse) timer = setTimeout(fireTimeout, timeoutMs, handler);
+    pool.dispatch(
+      coarse ? { path, method: "POST", headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs } : { path, method: "POST", headers, body },
+      handler,
     );
-    const text = await res.body.text();
-    return { status: res.statusCode, headers: res.headers, text };
-  } catch (err) {
-    if (signal?.aborted) throw abortedError(signal);
-    if (ctl?.signal.aborted) {
-      throw new LMError("timeout", `no complete reply within ${timeoutMs} ms; raise timeoutMs or lower maxTokens`, { cause: err });
-    }
-    throw transportError(err, timeoutMs);
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-  }
+  }).then(
+    (res) => {
+      if (timer !== undefined) clearTimeout(timer);
+      return decode(res);
+    },
+    (err: unknown) => {
+      if (timer !== undefined) clearTimeout(timer);
+      if (signal?.aborted) throw abortedError(signal);
+      if (handler?.timedOut) {
+        throw new LMError("timeout", `no complete reply within ${timeoutMs} ms; raise timeoutMs or lower maxTokens`, { cause: err });
+      }
+      throw transportError(err, timeoutMs);
+    },
+  );
 }
 
 export function transportError(err: unknown, timeoutMs?: number): LMError {

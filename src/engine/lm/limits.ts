@@ -134,17 +134,20 @@ export class Limiter {
     this.inFlight++;
     this.granted++;
     if (this.inFlight > this.peakInFlight) this.peakInFlight = this.inFlight;
+    // The closure comes from a function call, not an arrow written as `release: (...) =>`,
+    // which tsx (esbuild keepNames) would wrap in a defineProperty call on every permit.
+    return { release: Limiter.releaser(this, tokens) };
+  }
+
+  private static releaser(limiter: Limiter, tokens: number): (actual?: number) => void {
     let released = false;
-    return {
-      release: (actual?: number) => {
-        if (released) return;
-        released = true;
-        this.inFlight--;
-        if (this.tpm && actual !== undefined) {
-          this.tpm.level = Math.min(this.tpm.capacity, this.tpm.level + tokens - actual);
-        }
-        if (this.waiting > 0) this.drain();
-      },
+    return (actual?: number) => {
+      if (released) return;
+      released = true;
+      limiter.inFlight--;
+      const tpm = limiter.tpm;
+      if (tpm && actual !== undefined) tpm.level = Math.min(tpm.capacity, tpm.level + tokens - actual);
+      if (limiter.waiting > 0) limiter.drain();
     };
   }
 

@@ -171,28 +171,61 @@ export class Resilience {
    * Run `attempt` with retries behind the breaker. `attempt(n)` gets the 1-based attempt
    * number; it acquires limits and sends the request.
    */
-  async execute<T>(attempt: (n: number) => Promise<T>, signal?: AbortSignal): Promise<ExecuteResult<T>> {
+  execute<T>(attempt: (n: number) => Promise<T>, signal?: AbortSignal): Promise<ExecuteResult<T>> {
     // Attempt count lives in an object, and closures are passed inline, not bound to named
     // consts: tsx/esbuild's keepNames wraps every named closure in a defineProperty call,
     // which showed up in CPU profiles of this hot path.
     const state = { attempts: 0 };
-    let run: Promise<T>;
-    if (this.retryPolicy) {
-      run = this.retryPolicy.execute(() => this.once(attempt, state, signal), signal);
-      // cockatiel's backoff sleep ignores the signal: don't make a cancelled caller wait it out.
-      if (signal) run = raceAbort(run, signal);
-    } else run = this.once(attempt, state, signal);
-    try {
-      return { value: await run, attempts: state.attempts };
-    } catch (err) {
-      throw this.normalize(err, state.attempts, signal);
+    // The first attempt runs outside the retry policy: most calls succeed at once, and the
+    // policy's async frames cost every call. A failure is handed to the policy as its own
+    // first result (see retry), so filters, backoff and the attempt budget are unchanged.
+    const first = this.once(attempt, state, signal);
+    if (this.retryPolicy === undefined) {
+      return first.then(
+        (value) => ({ value, attempts: state.attempts }),
+        (err: unknown) => {
+          throw this.normalize(err, state.attempts, signal);
+        },
+      );
     }
+    // cockatiel's backoff sleep ignores the signal: don't make a cancelled caller wait it out.
+    const run = signal ? raceAbort(first.catch((err: unknown) => this.retry(err, attempt, state, signal)), signal) : first;
+    return run.then(
+      (value) => ({ value, attempts: state.attempts }),
+      (err: unknown) => {
+        // With a signal, run already includes the retries.
+        if (signal) throw this.normalize(err, state.attempts, signal);
+        return this.retry(err, attempt, state, undefined).then(
+          (value) => ({ value, attempts: state.attempts }),
+          (e: unknown) => {
+            throw this.normalize(e, state.attempts, undefined);
+          },
+        );
+      },
+    );
+  }
+
+  /** The rest of a call whose first attempt failed with `first`, under the retry policy. */
+  private retry<T>(first: unknown, attempt: (n: number) => Promise<T>, state: { attempts: number }, signal: AbortSignal | undefined): Promise<T> {
+    let replay = true;
+    return (this.retryPolicy as RetryPolicy).execute(() => {
+      if (replay) {
+        replay = false;
+        return Promise.reject(first);
+      }
+      return this.once(attempt, state, signal);
+    }, signal);
   }
 
   private once<T>(attempt: (n: number) => Promise<T>, state: { attempts: number }, signal: AbortSignal | undefined): Promise<T> {
     const n = ++state.attempts;
     if (signal?.aborted) return Promise.reject(abortedError(signal));
-    return this.breaker ? this.breaker.execute(() => attempt(n)) : attempt(n);
+    if (this.breaker) return this.breaker.execute(() => attempt(n));
+    try {
+      return attempt(n);
+    } catch (err) {
+      return Promise.reject(err); // execute() is not async: keep a throw a rejection
+    }
   }
 
   private normalize(err: unknown, attempts: number, signal?: AbortSignal): LMError {

@@ -66,12 +66,30 @@ export class Predict extends Module {
    * LM call, and forward() adds it to the caller's scope. Skipping the scope keeps the
    * per-call cost low (each AsyncLocalStorage scope costs every promise inside it).
    */
-  override async call(inputs: Record_ | Example, options: CallOptions = {}): Promise<Prediction> {
+  override call(inputs: Record_ | Example, options: CallOptions = {}): Promise<Prediction> {
     if (options.lm || options.adapter || options.config || options.signal) return super.call(inputs, options);
-    return this.forward(this.inputRecord(inputs));
+    // Not async: returning forward()'s promise from an async function costs two more
+    // promises (and their async-hook work) per call. Bad input still rejects, never throws.
+    let record: Record_;
+    try {
+      record = this.inputRecord(inputs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.forward(record);
   }
 
-  override async forward(inputs: Record_, overrides: PredictOverrides = {}): Promise<Prediction> {
+  override forward(inputs: Record_, overrides: PredictOverrides = {}): Promise<Prediction> {
+    // Not async: the set-up is synchronous, and .then() costs one promise where an async
+    // function's await costs two. Anything thrown still comes out as a rejection.
+    try {
+      return this.callLM(inputs, overrides);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private callLM(inputs: Record_, overrides: PredictOverrides): Promise<Prediction> {
     const ctx = settings();
     const lm = overrides.lm ?? this.lm ?? ctx.lm;
     if (!lm) {
@@ -95,23 +113,22 @@ export class Predict extends Module {
       signature = signature.append("hint_", InputField({ desc: "A hint to the module from an earlier run" }));
       callInputs = { ...inputs, hint_: hint };
     }
-    if (!warnedMissingInputs) {
+    if (!warnedMissingInputs && !hasAll(callInputs, signature.inputNames)) {
+      warnedMissingInputs = true;
       const missing = signature.inputNames.filter((n) => !(n in callInputs));
-      if (missing.length > 0) {
-        warnedMissingInputs = true;
-        process.emitWarning(
-          `Not all input fields were provided to the predictor. Present: ${signature.inputNames.filter((n) => n in callInputs).join(", ")}. Missing: ${missing.join(", ")}.`,
-          { code: "DSPEX_MISSING_INPUTS" },
-        );
-      }
+      process.emitWarning(
+        `Not all input fields were provided to the predictor. Present: ${signature.inputNames.filter((n) => n in callInputs).join(", ")}. Missing: ${missing.join(", ")}.`,
+        { code: "DSPEX_MISSING_INPUTS" },
+      );
     }
 
     const adapter = ctx.adapter ?? defaultAdapter;
-    const result = await adapter.call(lm, config, signature, demos, callInputs);
-    ctx.usage?.add(result.model || lm.model, result.usage);
-    const pred = Prediction.fromCompletions(result.completions, result.usage);
-    ctx.trace?.push({ predictor: this, inputs: { ...inputs }, prediction: pred });
-    return pred;
+    return Promise.resolve(adapter.call(lm, config, signature, demos, callInputs)).then((result) => {
+      ctx.usage?.add(result.model || lm.model, result.usage);
+      const pred = Prediction.fromCompletions(result.completions, result.usage);
+      ctx.trace?.push({ predictor: this, inputs: { ...inputs }, prediction: pred });
+      return pred;
+    });
   }
 
   override dumpState(): PredictorState {
@@ -165,6 +182,11 @@ export class Predict extends Module {
   override toSpec(): ModuleSpec {
     return { kind: "Predict", config: { signature: this.signature.toJSON(), ...(Object.keys(this.config).length ? { lmConfig: this.config } : {}) } };
   }
+}
+
+function hasAll(inputs: Record_, names: readonly string[]): boolean {
+  for (let i = 0; i < names.length; i++) if (!(names[i] in inputs)) return false;
+  return true;
 }
 
 /** Example equality as DSPy's Example.__eq__: same keys, equal values. */
