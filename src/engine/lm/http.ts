@@ -109,9 +109,11 @@ class ReplyHandler implements Dispatcher.DispatchHandler {
     this.headers = headers;
   }
 
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.chunks.push(chunk);
     this.length += chunk.length;
+    // A reply this large is not an LM answer; stop before it exhausts memory.
+    if (this.length > MAX_REPLY_BYTES) controller.abort(new Error(`reply larger than ${MAX_REPLY_BYTES} bytes; is the base URL an LM API?`));
   }
 
   onResponseEnd(): void {
@@ -130,6 +132,8 @@ class ReplyHandler implements Dispatcher.DispatchHandler {
     if (this.onAbort) this.signal?.removeEventListener("abort", this.onAbort);
   }
 }
+
+const MAX_REPLY_BYTES = 64 * 1024 * 1024;
 
 function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new errors.RequestAbortedError();
