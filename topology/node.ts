@@ -41,7 +41,8 @@ export class TopologyNode implements Topology, Shell {
   private inc = 0;
   private readonly open = new Set<NodeId>();
   private readonly dialing = new Set<NodeId>();
-  private readonly queue = new Map<NodeId, TopologyMessage[]>();
+  /** Messages waiting for a dial, with when they were queued. */
+  private readonly queue = new Map<NodeId, { msg: TopologyMessage; at: number }[]>();
   /** Connection opened / last transient use (for the GC of connections the manager does not want). */
   private readonly lastUse = new Map<NodeId, number>();
   private readonly bootstrap: NodeId[] = [];
@@ -117,7 +118,7 @@ export class TopologyNode implements Topology, Shell {
     if (this.sendIfConnected(peer, msg)) return;
     let q = this.queue.get(peer);
     if (q === undefined) this.queue.set(peer, (q = []));
-    if (q.length < MAX_QUEUE) q.push(msg);
+    if (q.length < MAX_QUEUE) q.push({ msg, at: this.now });
     this.dialPeer(peer);
   }
 
@@ -261,7 +262,7 @@ export class TopologyNode implements Topology, Shell {
         const q = this.queue.get(peer);
         if (q !== undefined) {
           this.queue.delete(peer);
-          for (const m of q) ctx.send(peer, m);
+          for (const m of q) ctx.send(peer, aged(m.msg, ctx.now - m.at));
         }
         this.mgr.onConnected(env, peer, ev.outbound);
         return;
@@ -335,6 +336,16 @@ export class TopologyNode implements Topology, Shell {
       bootstrapPeers: () => node.bootstrap,
     };
   }
+}
+
+/**
+ * Shuffle entries carry "ms since evidence of life": a message that waited for a dial (a
+ * shuffle reply to its origin, seconds on a loaded machine) must not present that wait as
+ * freshness, or a dead peer keeps coming back into passive views.
+ */
+function aged(msg: TopologyMessage, waitedMs: number): TopologyMessage {
+  if (waitedMs <= 0 || (msg.type !== "hv.shuffle" && msg.type !== "hv.shuffle_reply")) return msg;
+  return { ...msg, peers: msg.peers.map(([p, age]) => [p, age + waitedMs] as [NodeId, number]) };
 }
 
 /** The node-level switchable topology is the TopologyNode itself. */

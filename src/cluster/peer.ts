@@ -1,7 +1,7 @@
-// Peer: a libp2p host (TCP, Noise, Yamux, identify, ping, bootstrap, gossipsub, private
-// network) carrying the three DSPEx channels, exchanging member lists so everyone who
-// joins through one bootstrap address finds everyone else, probing each channel's health,
-// and spreading telemetry by gossipsub.
+// Peer: a libp2p host (TCP, Noise, Yamux, identify, ping, gossipsub, private network)
+// carrying the three DSPEx channels, running an overlay topology (full-mesh by default,
+// switchable at run time; see topology_driver.ts) that decides which peers it connects to,
+// probing each channel's health, and spreading telemetry by gossipsub.
 import "../util/polyfill.js";
 import { createLibp2p, type Libp2p } from "libp2p";
 import { tcp } from "@libp2p/tcp";
@@ -9,14 +9,16 @@ import { noise } from "@libp2p/noise";
 import { yamux } from "@libp2p/yamux";
 import { identify } from "@libp2p/identify";
 import { ping } from "@libp2p/ping";
-import { bootstrap } from "@libp2p/bootstrap";
 import { gossipsub, type GossipSub } from "@libp2p/gossipsub";
 import { preSharedKey } from "@libp2p/pnet";
-import { peerIdFromString } from "@libp2p/peer-id";
 import { multiaddr } from "@multiformats/multiaddr";
-import type { PeerId, PrivateKey } from "@libp2p/interface";
-import { z } from "zod";
+import type { Libp2p as AnyLibp2p, PeerId, PrivateKey } from "@libp2p/interface";
+import { z, type ZodType } from "zod";
 import { Channel } from "../../channels/channel.js";
+import type { ChannelSpec } from "../../channels/specs.js";
+import type { ManagerOptions, TopologyName } from "../../topology/types.js";
+import { parseTopologyChoice, TopologySetRequest, type TopologyChoice } from "../../topology/wire.js";
+import { TopologyDriver, type TopologyDriverTuning, type TopologyViews } from "./topology_driver.js";
 import { decodeFrame, encodeFrame } from "../../channels/codec.js";
 import { CHANNELS, type ChannelName } from "../../channels/specs.js";
 import { DspexError } from "../engine/errors.js";
@@ -38,6 +40,10 @@ export interface PeerOptions {
   telemetryIntervalMs?: number;
   probeIntervalMs?: number;
   logger?: Logger;
+  /** Overlay to run (default full-mesh: connect to every member). Switch later with setTopology. */
+  topology?: { name: TopologyName; options?: ManagerOptions };
+  /** Overlay timing knobs (tests). */
+  topologyTuning?: TopologyDriverTuning;
 }
 
 export const Telemetry = z.object({
@@ -69,7 +75,10 @@ export interface StatusReport {
   peer: string;
   addrs: string[];
   members: MemberInfo[];
+  /** The overlay this peer runs right now. */
   topology: string;
+  /** Its views (active / passive / neighbours / members / sessions) and counters. */
+  views?: TopologyViews;
   leader: string | null;
   term?: number;
   role?: string;
@@ -81,14 +90,98 @@ export interface StatusReport {
 const MembersReply = z.object({ members: z.array(z.object({ id: z.string().max(128), addrs: z.array(z.string().max(512)).max(32) })).max(100_000) });
 const Empty = z.unknown();
 
+/** Channel methods that are not application traffic: topology sessions, probes, status. */
+const INFRA_METHODS = new Set(["topo", "topo.hello", "topo.bye", "ping", "members", "status", "topology.set", "telemetry"]);
+
+/**
+ * Per peer: application requests in flight and when the last one moved. The overlay closes
+ * a libp2p connection it let go of only once this says the connection is idle, so a switch
+ * or an eviction never cuts a job's or Raft's traffic.
+ */
+class Activity {
+  private readonly peers = new Map<string, { inflight: number; last: number }>();
+  begin(peer: string): () => void {
+    let a = this.peers.get(peer);
+    if (!a) this.peers.set(peer, (a = { inflight: 0, last: 0 }));
+    a.inflight++;
+    a.last = performance.now();
+    const entry = a;
+    return () => {
+      entry.inflight--;
+      entry.last = performance.now();
+    };
+  }
+  busy(peer: string, idleMs: number): boolean {
+    const a = this.peers.get(peer);
+    if (!a) return false;
+    if (a.inflight > 0) return true;
+    if (performance.now() - a.last < idleMs) return true;
+    this.peers.delete(peer);
+    return false;
+  }
+}
+
+/** A Channel that records application traffic per peer in an Activity. */
+class TrackedChannel extends Channel {
+  constructor(
+    node: AnyLibp2p,
+    spec: ChannelSpec,
+    private readonly activity: Activity,
+  ) {
+    super(node, spec);
+  }
+  override async request<R = unknown>(peer: PeerId, method: string, body: unknown, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<R> {
+    if (INFRA_METHODS.has(method)) return super.request<R>(peer, method, body, options);
+    const done = this.activity.begin(peer.toString());
+    try {
+      return await super.request<R>(peer, method, body, options);
+    } finally {
+      done();
+    }
+  }
+  override async send(peer: PeerId, method: string, body: unknown, signal?: AbortSignal): Promise<void> {
+    if (INFRA_METHODS.has(method)) return super.send(peer, method, body, signal);
+    const done = this.activity.begin(peer.toString());
+    try {
+      await super.send(peer, method, body, signal);
+    } finally {
+      done();
+    }
+  }
+  override handle<B>(method: string, schema: ZodType<B>, fn: (body: B, ctx: { peer: string }) => unknown | Promise<unknown>): void {
+    if (INFRA_METHODS.has(method)) return super.handle(method, schema, fn);
+    super.handle(method, schema, async (body, ctx) => {
+      const done = this.activity.begin(ctx.peer);
+      try {
+        return await fn(body, ctx);
+      } finally {
+        done();
+      }
+    });
+  }
+  override on<B>(method: string, schema: ZodType<B>, fn: (body: B, ctx: { peer: string }) => void | Promise<void>): void {
+    if (INFRA_METHODS.has(method)) return super.on(method, schema, fn);
+    super.on(method, schema, async (body, ctx) => {
+      const done = this.activity.begin(ctx.peer);
+      try {
+        await fn(body, ctx);
+      } finally {
+        done();
+      }
+    });
+  }
+}
+
 export class Peer {
   readonly channels: Record<ChannelName, Channel>;
   private readonly health = new Map<string, Partial<Record<ChannelName, ChannelHealth>>>();
   private readonly telemetry = new Map<string, { t: Telemetry; at: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly dialing = new Set<string>();
-  /** Peers that answered a member exchange: real DSPEx peers, not one-off clients. */
+  /** Peers known to run DSPEx (identify lists the coordination channel, or a topology session opened): not one-off clients. */
   private readonly confirmed = new Set<string>();
+  private readonly activity = new Activity();
+  /** The overlay: which peers this one keeps connections to. */
+  readonly topology: TopologyDriver;
   private seq = 0;
   private stopped = false;
   /** Local load, updated by whoever runs tasks on this peer. */
@@ -102,7 +195,46 @@ export class Peer {
     private readonly options: PeerOptions,
     private readonly log: Logger,
   ) {
-    this.channels = Object.fromEntries(CHANNEL_NAMES.map((n) => [n, new Channel(node, CHANNELS[n])])) as Record<ChannelName, Channel>;
+    this.channels = Object.fromEntries(CHANNEL_NAMES.map((n): [ChannelName, Channel] => [n, new TrackedChannel(node, CHANNELS[n], this.activity)])) as Record<ChannelName, Channel>;
+    const boot = (options.bootstrap ?? []).map((b) => {
+      const i = b.lastIndexOf("/p2p/");
+      return { id: b.slice(i + 5), addrs: [b.slice(0, i)] };
+    });
+    const choice = options.topology ? Peer.checkTopology(options.topology.name, options.topology.options) : { name: "full-mesh" as const };
+    this.topology = new TopologyDriver(
+      {
+        node: node as unknown as AnyLibp2p,
+        coordination: this.channels.coordination,
+        ownAddrs: () => this.node.getMultiaddrs().map((a) => a.toString().replace(/\/p2p\/.*$/, "")),
+        appBusy: (peer, idleMs) => this.activity.busy(peer, idleMs),
+        sessionOpened: (peer) => this.confirmed.add(peer),
+      },
+      choice,
+      boot,
+      options.topologyTuning,
+      log,
+    );
+  }
+
+  /** Validate a topology choice; the error names the valid topologies / the bad option. */
+  static checkTopology(name: unknown, options: unknown): TopologyChoice {
+    const r = parseTopologyChoice(name, options);
+    if (!r.ok) throw new DspexError("config", r.message);
+    return r.value;
+  }
+
+  /**
+   * Switch this peer's overlay at run time. Known members and open connections carry over;
+   * connections the new overlay does not want close after a grace, and never while
+   * application traffic uses them.
+   */
+  setTopology(name: string, options?: ManagerOptions | Record<string, unknown>): void {
+    const choice = Peer.checkTopology(name, options);
+    try {
+      this.topology.setTopology(choice);
+    } catch (e) {
+      throw new DspexError("config", `cannot switch to ${choice.name}: ${(e as Error).message}`);
+    }
   }
 
   static async start(options: PeerOptions = {}): Promise<Peer> {
@@ -117,6 +249,7 @@ export class Peer {
     for (const b of options.bootstrap ?? []) {
       if (!b.includes("/p2p/")) throw new DspexError("config", `bootstrap address '${b}' lacks the peer id: copy the full address a peer prints (ending in /p2p/<id>)`);
     }
+    if (options.topology) Peer.checkTopology(options.topology.name, options.topology.options);
     const node = await createLibp2p({
       ...(options.identity ? { privateKey: options.identity } : {}),
       addresses: { listen: options.listen ?? ["/ip4/127.0.0.1/tcp/0"] },
@@ -126,7 +259,10 @@ export class Peer {
       streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 256 * 1024 } })],
       ...(options.clusterKey ? { connectionProtector: preSharedKey({ psk: options.clusterKey }) } : {}),
       connectionManager: { inboundConnectionThreshold: 1000, maxConnections: 1000 },
-      peerDiscovery: options.bootstrap?.length ? [bootstrap({ list: options.bootstrap, timeout: 0 })] : [],
+      // libp2p pings every connection and aborts it after a 5 s (minimum) miss: any event-loop
+      // stall that long (seen at load average 20 on 2 cores) killed healthy connections. The
+      // overlay's own detector watches its neighbours; dead connections still go within ~25 s.
+      connectionMonitor: { pingTimeout: { minTimeout: 15_000 } },
       services: {
         identify: identify(),
         ping: ping(),
@@ -140,6 +276,11 @@ export class Peer {
     });
     const peer = new Peer(node as Libp2p<{ pubsub: GossipSub }>, options, log);
     await peer.wire();
+    // The overlay starts on the next turn, so a caller may still pick it with setTopology
+    // (the CLI does) and join directly with it instead of switching from full-mesh.
+    setImmediate(() => {
+      if (!peer.stopped) peer.topology.start();
+    });
     return peer;
   }
 
@@ -158,6 +299,11 @@ export class Peer {
     this.channels.inference.handle("sink", z.object({ data: z.instanceof(Uint8Array) }), (b) => ({ n: b.data.length }));
     this.channels.coordination.handle("members", Empty, () => this.memberList());
     this.channels.coordination.handle("status", Empty, () => this.status());
+    // Peer-level switch (tests, operators); a cluster-wide one is committed through Raft.
+    this.channels.coordination.handle("topology.set", TopologySetRequest, (b) => {
+      this.setTopology(b.name, b.options);
+      return { topology: this.topology.name };
+    });
     this.channels.telemetry.handle("telemetry", Empty, () => ({ peers: [...this.telemetry.values()].map((x) => x.t) }));
 
     const pubsub = this.node.services.pubsub;
@@ -174,7 +320,7 @@ export class Peer {
       }
     });
     this.node.addEventListener("peer:identify", (evt) => {
-      if (evt.detail.protocols.includes(CHANNELS.coordination.protocol)) void this.exchangeMembers(evt.detail.peerId);
+      if (evt.detail.protocols.includes(CHANNELS.coordination.protocol)) this.confirmed.add(evt.detail.peerId.toString());
     });
     this.node.addEventListener("peer:disconnect", (evt) => {
       this.health.delete(evt.detail.toString());
@@ -190,11 +336,10 @@ export class Peer {
     };
     tick(this.options.telemetryIntervalMs ?? 1000, () => this.publishTelemetry());
     tick(this.options.probeIntervalMs ?? 2000, () => this.probe());
-    tick(5000, () => this.refreshMembers());
     this.log.info("peer started", { peer: this.id, addrs: this.multiaddrs() });
   }
 
-  /** Connected cluster members (peers that answered a member exchange). */
+  /** Connected cluster members (DSPEx peers: identify lists the coordination channel, or a topology session opened). */
   async dspexPeers(): Promise<PeerId[]> {
     const out: PeerId[] = [];
     for (const c of this.node.getConnections()) {
@@ -212,48 +357,6 @@ export class Peer {
       members.push({ id: p.toString(), addrs });
     }
     return { members };
-  }
-
-  /** Ask a peer for its members and dial the ones we do not know (full mesh until topologies land). */
-  private async exchangeMembers(peer: PeerId): Promise<void> {
-    let reply: unknown;
-    try {
-      reply = await this.channels.coordination.request(peer, "members", null, { timeoutMs: 5000 });
-    } catch (e) {
-      this.log.debug("member exchange failed", { peer: peer.toString(), error: (e as Error).message });
-      return;
-    }
-    const parsed = MembersReply.safeParse(reply);
-    if (!parsed.success) return;
-    this.confirmed.add(peer.toString());
-    const connected = new Set(this.node.getConnections().map((c) => c.remotePeer.toString()));
-    for (const m of parsed.data.members) {
-      if (m.id === this.id || connected.has(m.id) || this.dialing.has(m.id) || m.addrs.length === 0) continue;
-      this.dialing.add(m.id);
-      void (async () => {
-        try {
-          const id = peerIdFromString(m.id);
-          await this.node.peerStore.merge(id, { multiaddrs: m.addrs.map((a) => multiaddr(a)) });
-          await this.node.dial(id, { signal: AbortSignal.timeout(5000) });
-        } catch (e) {
-          this.log.debug("dial failed", { peer: m.id, error: (e as Error).message });
-        } finally {
-          this.dialing.delete(m.id);
-        }
-      })();
-    }
-  }
-
-  private async refreshMembers(): Promise<void> {
-    // Also retry connections whose first exchange failed (e.g. identify raced the handlers).
-    const seen = new Set<string>();
-    for (const c of this.node.getConnections()) {
-      const id = c.remotePeer.toString();
-      if (seen.has(id)) continue;
-      seen.add(id);
-      const info = await this.node.peerStore.get(c.remotePeer).catch(() => undefined);
-      if (info?.protocols.includes(CHANNELS.coordination.protocol)) await this.exchangeMembers(c.remotePeer);
-    }
   }
 
   private async probe(): Promise<void> {
@@ -315,9 +418,8 @@ export class Peer {
       peer: this.id,
       addrs: this.multiaddrs(),
       members: await this.members(),
-      // The overlay this peer runs; the libp2p adapter for the topology managers is not
-      // wired yet, so a committed switch is reported separately until it is applied.
-      topology: "full-mesh",
+      topology: this.topology.name,
+      views: this.topology.views(),
       ...(this.consensus?.topology() ? { committedTopology: this.consensus.topology() } : {}),
       leader: this.consensus?.status().lead ?? null,
       ...(this.consensus ? { term: this.consensus.status().term, role: this.consensus.status().role } : {}),
@@ -329,6 +431,7 @@ export class Peer {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.topology.stop();
     for (const t of this.timers) clearInterval(t);
     for (const c of Object.values(this.channels)) await c.stop();
     await this.node.stop();

@@ -50,7 +50,7 @@ describe("five dspex peers running Raft", () => {
     // Commit a topology switch through any peer (it is forwarded to the leader, answered after commit).
     await run(process.execPath, [bin, "topology", "set", "hyparview", "--join", procs[2].addr, "--key-file", keyFile, "--options", '{"expectedSize": 5}']);
     expect((await queryStatus(first.leader === procs[0].id ? procs[0].addr : procs[ids.indexOf(first.leader)].addr, key, 3000)).committedTopology).toBe("hyparview");
-    await eventually(async () => ((await Promise.all(procs.map((p) => queryStatus(p.addr, key, 3000)))).every((s) => s.committedTopology === "hyparview") ? true : undefined), 15_000, "the switch committed on all five");
+    await eventually(async () => ((await Promise.all(procs.map((p) => queryStatus(p.addr, key, 3000)))).every((s) => s.committedTopology === "hyparview" && s.topology === "hyparview") ? true : undefined), 15_000, "the switch committed and applied on all five");
 
     // SIGKILL the leader.
     const li = ids.indexOf(first.leader);
@@ -60,14 +60,15 @@ describe("five dspex peers running Raft", () => {
     const second = await eventually(() => agreed(alive, first.leader), 20_000, "a new leader after SIGKILL");
     const electionMs = performance.now() - t0;
     expect(electionMs).toBeLessThan(10_000);
-    expect(second.statuses.every((s) => s.committedTopology === "hyparview")).toBe(true);
+    expect(second.statuses.every((s) => s.committedTopology === "hyparview" && s.topology === "hyparview")).toBe(true);
 
     // Restart it from its data directory: it rejoins and learns the leader.
     procs[li] = await spawnPeer(args(li, alive[0].addr), 45_000);
     const back = await eventually(async () => {
       const s = await queryStatus(procs[li].addr, key, 3000);
-      return s.leader === second.leader && s.committedTopology === "hyparview" ? s : undefined;
-    }, 20_000, "the restarted peer catching up");
+      // It rejoins running full-mesh and switches when it applies the committed command.
+      return s.leader === second.leader && s.committedTopology === "hyparview" && s.topology === "hyparview" ? s : undefined;
+    }, 20_000, "the restarted peer catching up and applying the committed topology");
     expect(back.term).toBeGreaterThanOrEqual(second.statuses[0].term ?? 0);
     console.log(JSON.stringify({ electionAfterSigkillMs: Math.round(electionMs), term: back.term }));
   });

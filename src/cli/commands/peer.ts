@@ -10,6 +10,7 @@ import { CliError } from "../errors.js";
 import { addLMOptions, intFlag, type LMFlags } from "../lm_options.js";
 import { startConsensus } from "../peer/consensus.js";
 import { startJobs } from "../peer/jobs.js";
+import { startTopology } from "../peer/topology.js";
 import { withClusterClient } from "../../cluster/client.js";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 
@@ -28,6 +29,8 @@ interface PeerFlags extends LMFlags {
   log?: string;
   json?: boolean;
   insecure?: boolean;
+  topology?: string;
+  topologyOptions?: string;
 }
 
 export function peerCommand(): Command {
@@ -46,6 +49,8 @@ export function peerCommand(): Command {
     .option("--voters <ids|auto>", "run consensus: comma-separated peer ids of the founding Raft voters (3 or 5; other peers join as learners), or 'auto' (the peer without --bootstrap founds, learners are promoted up to --voter-count)")
     .option("--data-dir <dir>", "where this peer keeps its Raft log (required for voters; a learner without it keeps state in memory and is never promoted)")
     .option("--voter-count <n>", "voters the leader keeps, replacing voters silent for 10 s by live learners (default: the --voters list's length; 3 with auto)")
+    .option("--topology <name>", "overlay this peer runs: full-mesh (default), hyparview, client-server, static")
+    .option("--topology-options <json>", `overlay options as JSON, e.g. '{"expectedSize": 1000}' (hyparview) or '{"role": "client"}' (client-server)`)
     .option("--json", "print the listening event as one JSON line");
   addLMOptions(cmd);
   return cmd.action(async (flags: PeerFlags) => {
@@ -61,6 +66,7 @@ export function peerCommand(): Command {
       const logger = flags.log ? jsonLogger({ component: "peer" }, flags.log as "info") : silentLogger;
       const peer = await Peer.start({ listen: flags.listen, bootstrap: flags.bootstrap, clusterKey, identity, capacity, logger });
       const raft = startConsensus(peer, flags, logger);
+      await startTopology(peer, flags, raft, logger);
       const jobs = await startJobs(peer, raft, flags, capacity, logger);
       const metrics = metricsPort !== undefined ? await startMetricsServer(peer, metricsPort, flags.metricsHost) : undefined;
       if (flags.json) {
