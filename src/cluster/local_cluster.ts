@@ -105,7 +105,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
 }
 
 async function spawnPeer(args: string[], children: ChildProcess[], timeoutMs: number): Promise<LocalPeer> {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...(process.env.PROF_ARGS ? process.env.PROF_ARGS.split(" ") : []), bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));

@@ -271,6 +271,7 @@ function jobOptions(o: JobOptions): JobOptions {
   if (o.costBudgetUsd !== undefined) out.costBudgetUsd = o.costBudgetUsd;
   if (o.rpm !== undefined) out.rpm = o.rpm;
   if (o.tpm !== undefined) out.tpm = o.tpm;
+  if (o.prefetch !== undefined) out.prefetch = o.prefetch;
   return out;
 }
 

@@ -365,8 +365,9 @@ class Checkpointer {
     // Failures are not kept: a resumed job tries them again (as a local checkpoint file does).
     if (!r.ok) return;
     const { id: _id, ...rest } = r;
-    const result = JSON.parse(JSON.stringify(rest)) as unknown;
-    const json = stableJson(result);
+    // One serialisation gives both the digest and a plain-data copy for the Raft entry.
+    const json = stableJson(rest);
+    const result = JSON.parse(json) as unknown;
     this.buf.push({ taskId: key, digest: fnv64(json), result });
     this.bytes += json.length + 100;
     if (this.buf.length >= this.maxBatch || this.bytes >= 48 * 1024) this.cut();

@@ -74,6 +74,12 @@ export const jobOptionsSchema = z.strictObject({
   rpm: z.number().positive().optional(),
   /** Cluster-wide token budget per minute, paced from the tokens tasks have used so far. */
   tpm: z.number().positive().optional(),
+  /**
+   * Tasks a remote worker may hold beyond its capacity, as a fraction of it (default 0.25;
+   * 0 = none). They wait in the worker's queue, so it starts the next task without a round
+   * trip to the coordinator.
+   */
+  prefetch: z.number().min(0).max(4).optional(),
 });
 export type JobOptions = z.infer<typeof jobOptionsSchema>;
 
