@@ -1,5 +1,6 @@
 // bench/cluster: distributed throughput and optimizer wall time on local `dspex peer`
 // processes. Prints one JSON object. Run: npx tsx bench/cluster.ts [--sizes 1,2,4] [--rounds 3]
+// [--peer-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] (profile the peers)
 //  1. Efficiency: N peers (N in --sizes), each with its own in-process sim-lm of fixed
 //     capacity (8 concurrent, 100 ms per call) and 8 task slots. A distributed Evaluate of
 //     N x 8 x 25 examples (25 "waves"); efficiency = achieved calls/s / (N x 80/s).
@@ -34,7 +35,7 @@ let compileBench: unknown;
 const largest = Math.max(...sizes);
 
 for (const n of sizes) {
-  const cluster = await startLocalCluster({ size: n, peerArgs });
+  const cluster = await startLocalCluster({ size: n, peerArgs, nodeArgs: arg("peer-node-args", "").split(" ").filter(Boolean) });
   try {
     await cluster.leader(60_000);
     const jobs = await ClusterJobs.connect(cluster.peers[0].addr, cluster.key);

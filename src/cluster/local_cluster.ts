@@ -34,6 +34,8 @@ export interface LocalClusterOptions {
   /** Extra `dspex peer` flags for peer i (e.g. its --lm). */
   peerArgs: (i: number) => string[];
   startTimeoutMs?: number;
+  /** Node flags for every peer process (e.g. ["--cpu-prof", "--cpu-prof-dir=prof"] to profile). */
+  nodeArgs?: string[];
 }
 
 export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
@@ -56,6 +58,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       ],
       children,
       o.startTimeoutMs ?? 60_000,
+      o.nodeArgs ?? [],
     );
   const peers: LocalPeer[] = [];
   try {
@@ -104,8 +107,8 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   };
 }
 
-async function spawnPeer(args: string[], children: ChildProcess[], timeoutMs: number): Promise<LocalPeer> {
-  const child = spawn(process.execPath, [...(process.env.PROF_ARGS ? process.env.PROF_ARGS.split(" ") : []), bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+async function spawnPeer(args: string[], children: ChildProcess[], timeoutMs: number, nodeArgs: string[]): Promise<LocalPeer> {
+  const child = spawn(process.execPath, [...nodeArgs, bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
