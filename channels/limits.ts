@@ -19,4 +19,8 @@ export class TokenBucket {
     this.tokens -= n;
     return true;
   }
+  /** Give back tokens taken for something that did not happen after all. */
+  refund(n: number): void {
+    this.tokens = Math.min(this.burst, this.tokens + n);
+  }
 }

@@ -9,7 +9,7 @@ import { evalCommand } from "./commands/eval.js";
 import { compileCommand } from "./commands/compile.js";
 import { demoCommand } from "./commands/demo.js";
 import { simLmCommand } from "./commands/sim-lm.js";
-import { identityCommand, keygenCommand, peerCommand, statusCommand, topologyCommand } from "./commands/peer.js";
+import { identityCommand, keygenCommand, limitsCommand, peerCommand, statusCommand, topologyCommand } from "./commands/peer.js";
 import { DSPEX_VERSION } from "../engine/state.js";
 
 export async function main(argv: string[]): Promise<number> {
@@ -28,6 +28,7 @@ export async function main(argv: string[]): Promise<number> {
   program.addCommand(statusCommand());
   program.addCommand(identityCommand());
   program.addCommand(topologyCommand());
+  program.addCommand(limitsCommand());
   for (const load of optionalCommands) {
     const cmd = await load();
     if (cmd) program.addCommand(cmd);

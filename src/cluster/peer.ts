@@ -83,6 +83,8 @@ export interface StatusReport {
   term?: number;
   role?: string;
   committedTopology?: string;
+  /** Committed cluster-wide LM budgets per provider (dspex limits set). */
+  lmLimits?: Record<string, { rpm?: number; tpm?: number }>;
   channels: Record<ChannelName, Channel["stats"]>;
   telemetry: Telemetry;
 }
@@ -188,7 +190,7 @@ export class Peer {
   load = { inflight: 0, usage: { promptTokens: 0, completionTokens: 0, costUsd: 0 }, progress: {} as NonNullable<Telemetry["progress"]> };
   rejectedTelemetry = 0;
   /** Consensus state shown by status (set when the peer runs Raft). */
-  consensus: { status(): { lead: string | null; term: number; role: string }; topology(): string | undefined } | undefined;
+  consensus: { status(): { lead: string | null; term: number; role: string }; topology(): string | undefined; lmLimits?(): Record<string, { rpm?: number; tpm?: number }> } | undefined;
 
   private constructor(
     readonly node: Libp2p<{ pubsub: GossipSub }>,
@@ -421,6 +423,7 @@ export class Peer {
       topology: this.topology.name,
       views: this.topology.views(),
       ...(this.consensus?.topology() ? { committedTopology: this.consensus.topology() } : {}),
+      ...(this.consensus?.lmLimits && Object.keys(this.consensus.lmLimits()).length > 0 ? { lmLimits: this.consensus.lmLimits() } : {}),
       leader: this.consensus?.status().lead ?? null,
       ...(this.consensus ? { term: this.consensus.status().term, role: this.consensus.status().role } : {}),
       channels: Object.fromEntries(CHANNEL_NAMES.map((n) => [n, this.channels[n].stats])) as StatusReport["channels"],

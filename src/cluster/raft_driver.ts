@@ -192,7 +192,7 @@ export class RaftDriver {
       this.maintain();
     }, this.tickMs);
     this.timer.unref();
-    peer.consensus = { status: () => ({ ...this.raft.status(), role: this.role() }), topology: () => this.state.topology?.name };
+    peer.consensus = { status: () => ({ ...this.raft.status(), role: this.role() }), topology: () => this.state.topology?.name, lmLimits: () => this.state.lmLimits };
   }
 
   status(): RaftStatus {

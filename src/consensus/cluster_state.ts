@@ -4,6 +4,7 @@
 //   members    the Raft voter set and learners (mirrored from committed config entries)
 //   jobs       job records: spec, status, and checkpoints (append-only batches of
 //              completed task ids + result digests) so a new coordinator resumes a job
+//   lmLimits   cluster-wide LM request/token budgets per provider, shared by all jobs
 //
 // Commands are plain JSON with a `type` discriminator. `apply` validates each with zod and
 // rejects a bad one with an error value (the entry is still consumed, identically on every
@@ -70,9 +71,21 @@ export const checkpointSchema = z.strictObject({
   requestId,
 });
 
+/** Provider names as in model strings ("openai/gpt-4o" -> "openai"). */
+export const providerSchema = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, "a provider name like 'openai' (lowercase letters, digits, . _ -)");
+
+/** Set (or, with neither rpm nor tpm, remove) the cluster-wide budget of one LM provider. */
+export const setLmLimitSchema = z.strictObject({
+  type: z.literal("setLmLimit"),
+  provider: providerSchema,
+  rpm: z.number().positive().max(1e9).optional(),
+  tpm: z.number().positive().max(1e12).optional(),
+  requestId,
+});
+
 export const noopSchema = z.strictObject({ type: z.literal("noop"), requestId });
 
-export const clusterCommandSchema = z.discriminatedUnion("type", [setTopologySchema, createJobSchema, setJobStatusSchema, checkpointSchema, noopSchema]);
+export const clusterCommandSchema = z.discriminatedUnion("type", [setTopologySchema, createJobSchema, setJobStatusSchema, checkpointSchema, setLmLimitSchema, noopSchema]);
 
 export type ClusterCommand = z.input<typeof clusterCommandSchema>;
 type ParsedCommand = z.output<typeof clusterCommandSchema>;
@@ -81,6 +94,15 @@ type Json = z.infer<typeof json>;
 export interface Topology {
   name: string;
   options: Record<string, Json>;
+  /** Log index of the command that set it. */
+  index: number;
+}
+
+export interface LmLimit {
+  /** Requests (task starts) per minute across the cluster. */
+  rpm?: number;
+  /** Tokens per minute across the cluster. */
+  tpm?: number;
   /** Log index of the command that set it. */
   index: number;
 }
@@ -116,6 +138,8 @@ export interface ClusterStateSnapshot {
   members: { voters: string[]; learners: string[] };
   jobs: JobRecord[];
   recentRequests: string[];
+  /** Absent in snapshots written before LM limits existed. */
+  lmLimits?: Record<string, LmLimit>;
 }
 
 const snapshotSchema = z.strictObject({
@@ -137,6 +161,7 @@ const snapshotSchema = z.strictObject({
     }),
   ),
   recentRequests: z.array(z.string()),
+  lmLimits: z.record(z.string(), z.strictObject({ rpm: z.number().optional(), tpm: z.number().optional(), index: z.number().int() })).optional(),
 });
 
 /** How many idempotency keys are remembered (oldest forgotten first). */
@@ -147,6 +172,8 @@ export class ClusterState {
   topology: Topology | null = null;
   members: { voters: string[]; learners: string[] } = { voters: [], learners: [] };
   readonly jobs = new Map<string, JobRecord>();
+  /** By provider, sorted by name in snapshots. */
+  lmLimits: Record<string, LmLimit> = {};
   private readonly taskIds = new Map<string, Set<string>>();
   private recent: string[] = [];
   private readonly recentSet = new Set<string>();
@@ -196,6 +223,13 @@ export class ClusterState {
       case "setTopology":
         this.topology = { name: cmd.name, options: cmd.options, index };
         return { index, ok: true, type: cmd.type };
+      case "setLmLimit": {
+        const next = { ...this.lmLimits };
+        if (cmd.rpm === undefined && cmd.tpm === undefined) delete next[cmd.provider];
+        else next[cmd.provider] = copyLimit({ rpm: cmd.rpm, tpm: cmd.tpm, index });
+        this.lmLimits = next;
+        return { index, ok: true, type: cmd.type };
+      }
       case "createJob": {
         if (this.jobs.has(cmd.jobId)) return reject(`job ${cmd.jobId} already exists`);
         this.jobs.set(cmd.jobId, { jobId: cmd.jobId, spec: cmd.spec, status: "pending", createdIndex: index, updatedIndex: index, checkpoints: [], completed: 0 });
@@ -250,6 +284,8 @@ export class ClusterState {
         return rec;
       }),
       recentRequests: [...this.recent],
+      // Only when set, so snapshots (and digests) of clusters that never set one are unchanged.
+      ...(Object.keys(this.lmLimits).length > 0 ? { lmLimits: Object.fromEntries(Object.keys(this.lmLimits).sort().map((p) => [p, copyLimit(this.lmLimits[p])])) } : {}),
     };
   }
 
@@ -270,6 +306,8 @@ export class ClusterState {
       this.jobs.set(j.jobId, rec);
       this.taskIds.set(j.jobId, new Set(j.checkpoints.flatMap((b) => b.tasks.map((t) => t.taskId))));
     }
+    this.lmLimits = {};
+    for (const [p, l] of Object.entries(s.lmLimits ?? {})) this.lmLimits[p] = copyLimit(l);
     this.recent = [...s.recentRequests];
     this.recentSet.clear();
     for (const k of this.recent) this.recentSet.add(k);
@@ -285,6 +323,11 @@ export class ClusterState {
   completedTasks(jobId: string): ReadonlySet<string> {
     return this.taskIds.get(jobId) ?? new Set();
   }
+}
+
+/** A limit with a fixed key order and no undefined fields (snapshots are compared by digest). */
+function copyLimit(l: { rpm?: number | undefined; tpm?: number | undefined; index: number }): LmLimit {
+  return { ...(l.rpm !== undefined ? { rpm: l.rpm } : {}), ...(l.tpm !== undefined ? { tpm: l.tpm } : {}), index: l.index };
 }
 
 /** 64-bit FNV-1a of a string as 16 hex digits (two 32-bit lanes; not cryptographic). */

@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 describe("five dspex peers running Raft", () => {
-  it("elect, survive a SIGKILLed leader, commit a topology switch, and catch up after restart", { timeout: 120_000 }, async () => {
+  it("elect, survive a SIGKILLed leader, commit a topology switch and an LM budget, and catch up after restart", { timeout: 120_000 }, async () => {
     const keyFile = join(dir, "k.key");
     await writeClusterKey(keyFile);
     const key = await readClusterKey(keyFile);
@@ -51,6 +51,16 @@ describe("five dspex peers running Raft", () => {
     await run(process.execPath, [bin, "topology", "set", "hyparview", "--join", procs[2].addr, "--key-file", keyFile, "--options", '{"expectedSize": 5}']);
     expect((await queryStatus(first.leader === procs[0].id ? procs[0].addr : procs[ids.indexOf(first.leader)].addr, key, 3000)).committedTopology).toBe("hyparview");
     await eventually(async () => ((await Promise.all(procs.map((p) => queryStatus(p.addr, key, 3000)))).every((s) => s.committedTopology === "hyparview" && s.topology === "hyparview") ? true : undefined), 15_000, "the switch committed and applied on all five");
+
+    // A cluster-wide LM budget, through the CLI: refused locally when malformed, committed
+    // and shown by every peer's status otherwise.
+    const bad = await run(process.execPath, [bin, "limits", "set", "Open AI", "--rpm", "5", "--join", procs[1].addr, "--key-file", keyFile]).catch((e: { code: number; stderr: string }) => e);
+    expect((bad as { code: number }).code).toBe(2);
+    expect((bad as { stderr: string }).stderr).toMatch(/'Open AI' is not a provider name/);
+    await run(process.execPath, [bin, "limits", "set", "openai", "--rpm", "500", "--join", procs[1].addr, "--key-file", keyFile]);
+    await eventually(async () => ((await Promise.all(procs.map((p) => queryStatus(p.addr, key, 3000)))).every((s) => s.lmLimits?.openai?.rpm === 500) ? true : undefined), 15_000, "the LM budget committed on all five");
+    const shown = await run(process.execPath, [bin, "status", "--join", procs[3].addr, "--key-file", keyFile]);
+    expect(shown.stdout).toContain("LM budget openai: 500 requests/min (cluster-wide)");
 
     // SIGKILL the leader.
     const li = ids.indexOf(first.leader);

@@ -123,6 +123,30 @@ describe("distributed jobs", () => {
     expect((cancelled as JobError).code).toBe("cancelled");
   });
 
+  it("paces task starts to a cluster-wide provider budget committed through Raft and shared by concurrent jobs", { timeout: 60_000 }, async () => {
+    const f = follower();
+    // Proposed on a follower: forwarded to the leader, answered once committed.
+    const set = await f.raft!.submit({ type: "setLmLimit", provider: "openai", rpm: 600 });
+    expect(set.result.ok).toBe(true);
+    await eventually(async () => (members.every((m) => !m.raft || m.raft.state.lmLimits.openai?.rpm === 600) ? true : undefined), 10_000, "the limit applied everywhere");
+    try {
+      const jobs = ClusterJobs.local(f.jobs!);
+      const program = new ChainOfThought("question -> answer");
+      // 600 starts per minute = 10/s with a burst of 10, for both jobs together: their 40
+      // task starts need >= 3 s (each job alone would be done in ~1 s).
+      const t0 = performance.now();
+      const [a, b] = await Promise.all([jobs.evaluate(program, arithmeticSet(20, 31), { metric: "exact_match" }), jobs.evaluate(program, arithmeticSet(20, 32), { metric: "exact_match" })]);
+      expect(a.total + b.total).toBe(40);
+      expect(performance.now() - t0).toBeGreaterThan(2500);
+    } finally {
+      const cleared = await f.raft!.submit({ type: "setLmLimit", provider: "openai" });
+      expect(cleared.result.ok).toBe(true);
+    }
+    // A bad limit is refused by the state machine on every peer alike.
+    const bad = await f.raft!.submit({ type: "setLmLimit", provider: "Open AI", rpm: 1 });
+    expect(bad.result.ok).toBe(false);
+  });
+
   it("ignores a peer replying junk and re-leases its tasks; steals from a slow peer", { timeout: 90_000 }, async () => {
     // A fourth peer that claims to be a worker but answers every task with a malformed result.
     const junk = await Peer.start({ clusterKey: key, bootstrap: [members[0].peer.multiaddrs()[0]], telemetryIntervalMs: 60_000, probeIntervalMs: 60_000 });

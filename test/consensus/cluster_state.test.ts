@@ -93,4 +93,35 @@ describe("cluster state machine", () => {
     ex(c.restore(null).ok).toBe(false);
     ex(c.appliedIndex).toBe(0);
   });
+
+  it("sets, replaces and clears cluster-wide LM limits per provider; they survive snapshots; old snapshots restore", () => {
+    const ex = expectFor("cluster-state-5");
+    idx = 0;
+    const s = new ClusterState();
+    const noLimits = s.digest();
+    ex(s.apply(e({ type: "setLmLimit", provider: "openai", rpm: 500 })).ok).toBe(true);
+    ex(s.apply(e({ type: "setLmLimit", provider: "anthropic", rpm: 50, tpm: 40_000 })).ok).toBe(true);
+    ex(s.lmLimits).toEqual({ openai: { rpm: 500, index: 1 }, anthropic: { rpm: 50, tpm: 40_000, index: 2 } });
+    ex(s.apply(e({ type: "setLmLimit", provider: "openai", tpm: 1000 })).ok).toBe(true); // replaces, not merges
+    ex(s.lmLimits.openai).toEqual({ tpm: 1000, index: 3 });
+    for (const bad of [{ provider: "Open AI", rpm: 1 }, { provider: "openai", rpm: -1 }, { provider: "openai", rpm: 1, extra: 1 }, { provider: "" }]) {
+      const r = s.apply(e({ type: "setLmLimit", ...bad }));
+      ex(!r.ok && r.code).toBe("INVALID_COMMAND");
+    }
+    const snap = JSON.parse(JSON.stringify(s.snapshot()));
+    ex(Object.keys(snap.lmLimits)).toEqual(["anthropic", "openai"]); // sorted: digests do not depend on order
+    const b = new ClusterState();
+    ex(b.restore(snap)).toEqual({ ok: true });
+    ex(b.digest()).toBe(s.digest());
+    ex(b.lmLimits).toEqual(s.lmLimits);
+    ex(s.apply(e({ type: "setLmLimit", provider: "openai" })).ok).toBe(true); // neither rpm nor tpm: removed
+    ex(s.apply(e({ type: "setLmLimit", provider: "anthropic" })).ok).toBe(true);
+    ex(s.lmLimits).toEqual({});
+    // Snapshots written before limits existed have no lmLimits field.
+    const { lmLimits: _gone, ...old } = snap;
+    const c = new ClusterState();
+    ex(c.restore(old)).toEqual({ ok: true });
+    ex(c.lmLimits).toEqual({});
+    ex(new ClusterState().digest()).toBe(noLimits);
+  });
 });

@@ -3,15 +3,15 @@ import { Command } from "commander";
 import { Peer } from "../../cluster/peer.js";
 import { loadOrCreateIdentity, readClusterKey, writeClusterKey } from "../../cluster/keys.js";
 import { jsonLogger, silentLogger } from "../../cluster/log.js";
-import { queryStatus } from "../../cluster/client.js";
+import { queryStatus, withClusterClient } from "../../cluster/client.js";
 import { startMetricsServer } from "../../cluster/metrics.js";
 import { getRegistry } from "../../engine/registry.js";
+import { providerSchema } from "../../consensus/cluster_state.js";
 import { CliError } from "../errors.js";
 import { addLMOptions, intFlag, type LMFlags } from "../lm_options.js";
 import { startConsensus } from "../peer/consensus.js";
 import { startJobs } from "../peer/jobs.js";
 import { startTopology } from "../peer/topology.js";
-import { withClusterClient } from "../../cluster/client.js";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 
 interface PeerFlags extends LMFlags {
@@ -114,6 +114,7 @@ export function statusCommand(): Command {
       const raft = s.term !== undefined ? `  term ${s.term} (${s.role})` : "";
       const committed = s.committedTopology ? ` (committed: ${s.committedTopology})` : "";
       process.stdout.write(`peer ${s.peer}  topology ${s.topology}${committed}  leader ${s.leader ?? "none"}${raft}  members ${s.members.length + 1}\n`);
+      for (const [p, l] of Object.entries(s.lmLimits ?? {})) process.stdout.write(`  LM budget ${p}: ${[l.rpm !== undefined ? `${l.rpm} requests/min` : "", l.tpm !== undefined ? `${l.tpm} tokens/min` : ""].filter(Boolean).join(", ")} (cluster-wide)\n`);
       for (const m of s.members) {
         const ch = Object.entries(m.channels)
           .map(([n, h]) => `${n} ${h?.ok ? `${h.rttMs} ms` : `DOWN (${h?.lastError ?? "?"})`}`)
@@ -132,6 +133,50 @@ export function identityCommand(): Command {
       const key = await loadOrCreateIdentity(flags.file);
       process.stdout.write(peerIdFromPrivateKey(key).toString() + "\n");
     });
+}
+
+export function limitsCommand(): Command {
+  const cmd = new Command("limits").description("cluster-wide LM budgets per provider, committed through Raft and shared by all jobs");
+  cmd
+    .command("set")
+    .description("set a provider's requests and/or tokens per minute across the whole cluster (e.g. limits set openai --rpm 500)")
+    .argument("<provider>", "provider as in model strings: openai, anthropic, gemini, ...")
+    .requiredOption("--join <multiaddr>", "any peer running consensus (--voters)")
+    .option("--key-file <file>", "the cluster key")
+    .option("--rpm <n>", "requests (task starts) per minute")
+    .option("--tpm <n>", "tokens per minute")
+    .action(async (provider: string, flags: { join: string; keyFile?: string; rpm?: string; tpm?: string }) => {
+      const rpm = flags.rpm !== undefined ? positive("--rpm", flags.rpm) : undefined;
+      const tpm = flags.tpm !== undefined ? positive("--tpm", flags.tpm) : undefined;
+      if (rpm === undefined && tpm === undefined) throw new CliError("give --rpm and/or --tpm (to remove a budget: dspex limits clear <provider>)");
+      await proposeLimit(provider, flags, { ...(rpm !== undefined ? { rpm } : {}), ...(tpm !== undefined ? { tpm } : {}) });
+      process.stdout.write(`committed: ${provider} ${[rpm !== undefined ? `${rpm} requests/min` : "", tpm !== undefined ? `${tpm} tokens/min` : ""].filter(Boolean).join(", ")} across the cluster\n`);
+    });
+  cmd
+    .command("clear")
+    .description("remove a provider's cluster-wide budget")
+    .argument("<provider>", "provider")
+    .requiredOption("--join <multiaddr>", "any peer running consensus (--voters)")
+    .option("--key-file <file>", "the cluster key")
+    .action(async (provider: string, flags: { join: string; keyFile?: string }) => {
+      await proposeLimit(provider, flags, {});
+      process.stdout.write(`committed: no cluster-wide budget for ${provider}\n`);
+    });
+  return cmd;
+}
+
+function positive(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new CliError(`${flag} must be a positive number, got '${v}'`);
+  return n;
+}
+
+async function proposeLimit(provider: string, flags: { join: string; keyFile?: string }, limit: { rpm?: number; tpm?: number }): Promise<void> {
+  const p = providerSchema.safeParse(provider);
+  if (!p.success) throw new CliError(`'${provider}' is not ${p.error.issues[0]?.message ?? "a provider name"}`);
+  const key = flags.keyFile ? await readClusterKey(flags.keyFile) : undefined;
+  const reply = (await withClusterClient(flags.join, key, (ask) => ask("propose", { type: "setLmLimit", provider, ...limit }))) as { result?: { ok: boolean; message?: string } };
+  if (reply.result && !reply.result.ok) throw new CliError(`the cluster refused the limit: ${reply.result.message ?? "unknown reason"}`);
 }
 
 export function topologyCommand(): Command {

@@ -12,6 +12,7 @@ import { programToJSON, type ProgramJSON } from "../../engine/state.js";
 import { addUsage, zeroUsage } from "../../engine/lm/types.js";
 import { TokenBucket } from "../../../channels/limits.js";
 import { JobError } from "./errors.js";
+import type { ProviderBudgets } from "./limits.js";
 import type { WorkerPool, WorkerState } from "./pool.js";
 import type { JobOptions, JobProgress, RunTaskRequest } from "./wire.js";
 
@@ -30,6 +31,8 @@ export interface ClusterExecutorOptions extends JobOptions {
   progress?: JobProgress;
   /** Give up when no worker has been available for this long. Default 30 s. */
   noWorkerTimeoutMs?: number;
+  /** Cluster-wide per-provider LM budgets, shared with the coordinator's other jobs. */
+  budgets?: ProviderBudgets;
 }
 
 interface Entry {
@@ -119,14 +122,14 @@ export class ClusterExecutor implements Executor {
       }, 50);
     };
 
-    const pick = (e: Entry): WorkerState | undefined => {
+    const pick = (e: Entry, blocked?: ReadonlySet<string>): WorkerState | undefined => {
       // A peer that already failed this task gets it again only when every peer has.
       let untried = false;
       for (const w of pool.workers.values()) if (!e.tried.has(w.id)) untried = true;
       let best: WorkerState | undefined;
       let bestScore = -Infinity;
       for (const w of pool.workers.values()) {
-        if (free(w) <= 0 || e.live.has(w.id) || (untried && e.tried.has(w.id))) continue;
+        if (free(w) <= 0 || e.live.has(w.id) || (untried && e.tried.has(w.id)) || blocked?.has(w.provider)) continue;
         const score = free(w) / credits(w);
         if (score > bestScore || (score === bestScore && best && w.id < best.id)) {
           best = w;
@@ -233,16 +236,25 @@ export class ClusterExecutor implements Executor {
 
     const dispatch = () => {
       if (signal?.aborted || failure !== undefined) return;
+      // Providers whose cluster-wide budget is spent for now: their peers wait, others go on.
+      let blocked: Set<string> | undefined;
       while (queue.length > 0) {
-        const w = pick(queue[0]);
+        const w = pick(queue[0], blocked);
         if (!w) break;
+        const tokens = avgTokens();
+        if (o.budgets && !o.budgets.take(w.provider, tokens)) {
+          (blocked ??= new Set()).add(w.provider);
+          continue;
+        }
         if (!budgetAllows()) {
+          o.budgets?.refund(w.provider, tokens);
           pace();
           break;
         }
         const e = queue.shift()!;
         launch(e, w);
       }
+      if (blocked) pace();
       // Backups are the ticker's job: sorting durations on every dispatch cost ~3% of the
       // coordinator's CPU, and the 2 s threshold does not need finer than 500 ms.
       if (queue.length < freeCredits()) void pump();

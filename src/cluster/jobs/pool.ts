@@ -3,6 +3,7 @@
 // them (in process for this peer, the inference channel for the others).
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { Peer } from "../peer.js";
+import { providerOf } from "./limits.js";
 import type { TaskWorker } from "./worker.js";
 import { runTaskReplySchema, workerInfoReplySchema, type RunTaskReply, type RunTaskRequest, type WorkerInfo } from "./wire.js";
 
@@ -15,6 +16,8 @@ export interface WorkerState {
   /** Attempts to abort if the peer is lost. */
   attempts: Set<AbortController>;
   local: boolean;
+  /** Its LM's provider ("openai", ...): cluster-wide LM budgets are per provider. */
+  provider: string;
 }
 
 export interface Question {
@@ -39,7 +42,7 @@ export class WorkerPool {
     private readonly hasLocalLM: boolean,
   ) {
     if (local && hasLocalLM && local.info(question).missing.length === 0) {
-      this.workers.set(peer.id, { id: peer.id, capacity: local.capacity, inflight: 0, sent: new Set(), attempts: new Set(), local: true });
+      this.workers.set(peer.id, { id: peer.id, capacity: local.capacity, inflight: 0, sent: new Set(), attempts: new Set(), local: true, provider: providerOf(local.info({}).lm) });
     }
     this.onDisconnect = (evt) => this.drop(String(evt.detail));
     peer.node.addEventListener("peer:disconnect", this.onDisconnect as never);
@@ -79,7 +82,7 @@ export class WorkerPool {
             if (this.workers.has(id) || this.banned.has(id)) return;
             const info = await askInfo(this.peer, id, this.question).catch(() => undefined);
             if (this.closed || !info || info.lm === null || info.missing.length > 0 || this.workers.has(id) || this.banned.has(id)) return;
-            this.workers.set(id, { id, capacity: info.capacity, inflight: 0, sent: new Set(), attempts: new Set(), local: false });
+            this.workers.set(id, { id, capacity: info.capacity, inflight: 0, sent: new Set(), attempts: new Set(), local: false, provider: providerOf(info.lm) });
             for (const fn of this.listeners) fn();
           }),
         );

@@ -25,6 +25,7 @@ import type { Peer } from "../peer.js";
 import type { RaftDriver } from "../raft_driver.js";
 import { ClusterExecutor, newProgress } from "./cluster_executor.js";
 import { JobError } from "./errors.js";
+import { ProviderBudgets } from "./limits.js";
 import { WorkerPool, askInfo, type Question } from "./pool.js";
 import { TaskWorker } from "./worker.js";
 import { MAX_SPEC_BYTES, jobIdSchema, jobSpecSchema, resultPageSchema, submitSchema, type JobProgress, type JobSpec, type JobStatusReply } from "./wire.js";
@@ -73,6 +74,8 @@ export class JobService {
   private readonly log: Logger;
   private readonly timer: NodeJS.Timeout;
   private cachedLeader: { id: string; at: number } | undefined;
+  /** Cluster-wide per-provider LM budgets (committed limits), shared by every job run here. */
+  private readonly budgets = new ProviderBudgets();
   private stopped = false;
 
   constructor(
@@ -225,6 +228,7 @@ export class JobService {
       if (!leading || !job || job.status === "cancelled" || job.status === "failed") r.abort.abort();
     }
     if (!leading) return;
+    this.budgets.configure(this.raft.state.lmLimits);
     for (const job of this.raft.state.jobs.values()) {
       if ((job.status === "pending" || job.status === "running") && !this.runners.has(job.jobId)) this.start(job);
     }
@@ -276,6 +280,7 @@ export class JobService {
     const pool = new WorkerPool(this.peer, this.worker, questionOf(spec), this.options.lm !== undefined);
     const executor = new ClusterExecutor(pool, {
       ...spec.options,
+      budgets: this.budgets,
       jobId: job.jobId,
       replay,
       progress,
