@@ -39,6 +39,8 @@ export interface RaftDriverOptions {
   voters: string[];
   tickMs?: number;
   electionTick?: number;
+  /** Snapshot the state and compact the log once this many entries are applied above the last snapshot. Default 1000. */
+  compactEvery?: number;
   logger?: Logger;
   /** Voters the leader keeps (automatic voter selection). Default: voters.length, or 3 if empty. */
   targetVoters?: number;
@@ -105,6 +107,7 @@ export class RaftDriver {
   private readonly indexWaiters = new Map<number, Array<(e: Entry) => void>>();
   private readonly applyListeners = new Set<(r: ApplyResult, data: unknown) => void>();
   private readonly tickMs: number;
+  private readonly compactEvery: number;
   private readonly targetVoters: number;
   private readonly deadVoterMs: number;
   private readonly deadLearnerMs: number;
@@ -136,6 +139,7 @@ export class RaftDriver {
   ) {
     this.log = options.logger ?? silentLogger;
     this.tickMs = options.tickMs ?? 50;
+    this.compactEvery = options.compactEvery ?? 1000;
     this.durable = options.dir !== undefined;
     this.storage = options.dir !== undefined ? new FileRaftStorage(options.dir) : new MemoryRaftStorage();
     this.targetVoters = options.targetVoters ?? (options.voters.length > 0 ? options.voters.length : 3);
@@ -539,11 +543,25 @@ export class RaftDriver {
           if (rd.installSnapshot && rd.snapshot) this.state.restore(rd.snapshot.data);
           for (const e of rd.committedEntries) this.applied(e);
           this.raft.advance(rd);
+          this.maybeCompact();
         }
       } while (this.again);
     } finally {
       this.draining = false;
     }
+  }
+
+  /**
+   * Without compaction the WAL, the in-memory log and a restart's replay grow with every
+   * command ever committed (job checkpoints carry results). The snapshot is the state at
+   * exactly the applied index; the next Ready persists it and rewrites the WAL.
+   */
+  private maybeCompact(): void {
+    const log = this.raft.log;
+    if (log.applied - log.snapIndex < this.compactEvery || this.state.appliedIndex !== log.applied) return;
+    const r = this.raft.compact(log.applied, this.state.snapshot());
+    if (r.ok) this.log.info("raft log compacted", { index: log.applied });
+    else this.log.warn("raft log compaction failed", { error: r.error.message });
   }
 
   private send(m: Message): void {

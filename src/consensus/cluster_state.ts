@@ -164,6 +164,9 @@ const snapshotSchema = z.strictObject({
   lmLimits: z.record(z.string(), z.strictObject({ rpm: z.number().optional(), tpm: z.number().optional(), index: z.number().int() })).optional(),
 });
 
+/** Finished jobs kept in the state (results, checkpoints); older ones are forgotten. */
+export const MAX_FINISHED_JOBS = 100;
+
 /** How many idempotency keys are remembered (oldest forgotten first). */
 export const RECENT_REQUESTS = 4096;
 
@@ -206,6 +209,21 @@ export class ClusterState {
     return r;
   }
 
+  /**
+   * Keep the newest MAX_FINISHED_JOBS finished jobs (by when they finished): the state, its
+   * snapshots and every peer's memory would otherwise grow with every job ever run.
+   * Deterministic: it depends only on the records, so every peer forgets the same jobs.
+   */
+  private forgetOldJobs(): void {
+    const finished = [...this.jobs.values()].filter((j) => TERMINAL.has(j.status));
+    if (finished.length <= MAX_FINISHED_JOBS) return;
+    finished.sort((a, b) => a.updatedIndex - b.updatedIndex);
+    for (const j of finished.slice(0, finished.length - MAX_FINISHED_JOBS)) {
+      this.jobs.delete(j.jobId);
+      this.taskIds.delete(j.jobId);
+    }
+  }
+
   private remember(key: string): void {
     this.recent.push(key);
     this.recentSet.add(key);
@@ -245,6 +263,7 @@ export class ClusterState {
         job.updatedIndex = index;
         if (cmd.error !== undefined) job.error = cmd.error;
         if (cmd.result !== undefined) job.result = cmd.result;
+        if (TERMINAL.has(job.status)) this.forgetOldJobs();
         return { index, ok: true, type: cmd.type };
       }
       case "checkpoint": {

@@ -1,5 +1,5 @@
 import { describe, it } from "vitest";
-import { ClusterState, RECENT_REQUESTS } from "../../src/consensus/cluster_state.js";
+import { ClusterState, MAX_FINISHED_JOBS, RECENT_REQUESTS } from "../../src/consensus/cluster_state.js";
 import type { Entry } from "../../src/consensus/types.js";
 import { expectFor } from "./helpers.js";
 
@@ -92,6 +92,36 @@ describe("cluster state machine", () => {
     ex(c.restore({ v: 2 }).ok).toBe(false);
     ex(c.restore(null).ok).toBe(false);
     ex(c.appliedIndex).toBe(0);
+  });
+
+  it("keeps the newest finished jobs only, the same on every replica; running jobs are never forgotten", () => {
+    const ex = expectFor("cluster-state-6");
+    idx = 0;
+    const s = new ClusterState();
+    s.apply(e({ type: "createJob", jobId: "long", spec: {} }));
+    s.apply(e({ type: "setJobStatus", jobId: "long", status: "running" }));
+    for (let i = 0; i < MAX_FINISHED_JOBS + 5; i++) {
+      s.apply(e({ type: "createJob", jobId: `j${i}`, spec: {} }));
+      s.apply(e({ type: "setJobStatus", jobId: `j${i}`, status: "running" }));
+      s.apply(e({ type: "checkpoint", jobId: `j${i}`, tasks: [{ taskId: "t", digest: "d", result: { ok: true } }] }));
+      s.apply(e({ type: "setJobStatus", jobId: `j${i}`, status: i % 2 ? "done" : "failed" }));
+    }
+    ex(s.jobs.size).toBe(MAX_FINISHED_JOBS + 1);
+    ex(s.jobs.has("long")).toBe(true);
+    ex([0, 1, 2, 3, 4].some((i) => s.jobs.has(`j${i}`))).toBe(false);
+    ex(s.jobs.has(`j${MAX_FINISHED_JOBS + 4}`)).toBe(true);
+    ex(s.completedTasks("j0").size).toBe(0);
+    // A replica restored from a snapshot forgets the same ones afterwards.
+    const r = new ClusterState();
+    r.restore(JSON.parse(JSON.stringify(s.snapshot())));
+    const more = e({ type: "createJob", jobId: "x", spec: {} });
+    const fin = e({ type: "setJobStatus", jobId: "x", status: "cancelled" });
+    for (const st of [s, r]) {
+      st.apply(more);
+      st.apply(fin);
+    }
+    ex(r.digest()).toBe(s.digest());
+    ex(s.jobs.has("j5")).toBe(false);
   });
 
   it("sets, replaces and clears cluster-wide LM limits per provider; they survive snapshots; old snapshots restore", () => {
