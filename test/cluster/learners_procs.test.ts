@@ -60,7 +60,8 @@ describe("dspex peers with learners and automatic voter replacement", () => {
     const first = await eventually(async () => {
       const all = await Promise.all(procs.map((p) => raftStatus(p)));
       const l = all[0].lead;
-      const ok = l && all.every((s) => s.lead === l) && all[3].role === "learner" && all[4].role === "learner";
+      // Peers 3 and 4 call themselves learners at once; the leader lists them once their join committed.
+      const ok = l && all.every((s) => s.lead === l) && all[3].role === "learner" && all[4].role === "learner" && all.find((s) => s.id === l)?.learners.length === 2;
       return ok ? { leader: l, all } : undefined;
     }, 30_000, "a leader all five agree on, two learners");
     const agreedMs = performance.now() - tStart;

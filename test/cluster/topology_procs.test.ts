@@ -8,8 +8,10 @@
 // on a loaded 2-core box). Until then they still advertise it as a live active member, so
 // passive views forget it passiveMaxAgeMs after the last neighbour noticed, checked every
 // probeMs tick. With the options below:
-//   all views <= (active views) + passiveMaxAgeMs (12 s) + probeMs (1 s) + 2 s polling slack
-//             <= 20 s.
+//   all views <= (active views) + passiveMaxAgeMs (12 s) + probeMs (1 s) + 4 s polling slack
+//             <= 22 s.
+// (A status round over eleven peers takes 1-2 s when the full suite loads the 2-core box:
+// 2 s of slack failed once at load 8, by 0.5 s.)
 // The peers' random seeds are in their status (views.seed) and printed on failure.
 import { mkdtempSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -34,7 +36,7 @@ const N = 12;
 const PASSIVE_MAX_AGE_MS = 12_000;
 const PROBE_MS = 1000;
 const ACTIVE_BOUND_MS = 5000;
-const PASSIVE_AFTER_ACTIVE_MS = PASSIVE_MAX_AGE_MS + PROBE_MS + 2000;
+const PASSIVE_AFTER_ACTIVE_MS = PASSIVE_MAX_AGE_MS + PROBE_MS + 4000;
 const KILL_BOUND_MS = ACTIVE_BOUND_MS + PASSIVE_AFTER_ACTIVE_MS;
 // expectedSize 12 -> active view 3, passive 18. Shuffles every 2 s keep passive entries of
 // live peers fresh under the short passiveMaxAgeMs (6 shuffle periods; the defaults use 9).
