@@ -78,6 +78,52 @@ const PART_LAST = 0x02;
 /** Receiver -> sender on the same stream: "I have taken in n part bytes" (0x03, then n as u32 BE). */
 const PART_ACK = 0x03;
 
+/**
+ * Per libp2p node (shared by its channels): priority-channel traffic in flight to each peer
+ * (requests awaiting their reply, one-way messages being written). Bulk part senders with
+ * yieldToPriority hold their next part while there is some, so the peer's event loop and ours
+ * are free for it instead of busy with parts (bench/channels measures the difference).
+ */
+class PriorityGate {
+  private readonly busy = new Map<string, number>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+
+  begin(peer: string): () => void {
+    this.busy.set(peer, (this.busy.get(peer) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = (this.busy.get(peer) ?? 1) - 1;
+      if (n > 0) return void this.busy.set(peer, n);
+      this.busy.delete(peer);
+      for (const w of this.waiters.get(peer) ?? []) w();
+    };
+  }
+
+  /** Resolves once nothing is in flight to `peer`, or after maxMs (a slow handler must not stall bulk for long). */
+  async idle(peer: string, maxMs: number): Promise<void> {
+    if (!this.busy.has(peer)) return;
+    let set = this.waiters.get(peer);
+    if (!set) this.waiters.set(peer, (set = new Set()));
+    const waiters = set;
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, maxMs);
+      waiters.add(wake);
+    });
+    if (waiters.size === 0) this.waiters.delete(peer);
+  }
+}
+const gates = new WeakMap<object, PriorityGate>();
+
+/** Longest a part send waits for priority traffic to one peer (per part). */
+const MAX_PRIORITY_HOLD_MS = 20;
+
 /** Junk frames tolerated per peer (per minute) before we hang up on it. */
 const STRIKES_BEFORE_DISCONNECT = 3;
 
@@ -94,11 +140,16 @@ export class Channel {
   private readonly credits = new Map<string, Credit>();
   private nextId = 1;
   private stopped = false;
+  private readonly gate: PriorityGate;
 
   constructor(
     private readonly node: Libp2p,
     readonly spec: ChannelSpec,
-  ) {}
+  ) {
+    let gate = gates.get(node);
+    if (!gate) gates.set(node, (gate = new PriorityGate()));
+    this.gate = gate;
+  }
 
   async start(): Promise<void> {
     await this.node.handle(this.spec.protocol, (stream, connection) => this.onInbound(stream, connection), {
@@ -136,7 +187,7 @@ export class Channel {
     const out = await this.streamTo(peer, options.signal);
     this.stats.requests++;
     out.inflight++;
-    return new Promise<R>((resolve, reject) => {
+    const reply = new Promise<R>((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? this.spec.requestTimeoutMs;
       const timer = setTimeout(() => {
         if (this.pending.delete(id)) {
@@ -149,12 +200,22 @@ export class Channel {
       options.signal?.addEventListener("abort", () => this.fail(id, new ChannelError("aborted", `${method} aborted`)), { once: true });
       this.write(out, frame, peer.toString()).catch((e) => this.fail(id, new ChannelError("connection", `${this.spec.name} write to ${peer.toString()} failed: ${(e as Error).message}`)));
     });
+    if (this.spec.priority) {
+      const done = this.gate.begin(peer.toString());
+      reply.then(done, done);
+    }
+    return reply;
   }
 
   /** Fire-and-forget message (still awaits the write, so callers feel back-pressure). */
   async send(peer: PeerId, method: string, body: unknown, signal?: AbortSignal): Promise<void> {
     const out = await this.streamTo(peer, signal);
-    await this.write(out, this.encode({ t: 4, m: method, b: body }), peer.toString());
+    const done = this.spec.priority ? this.gate.begin(peer.toString()) : undefined;
+    try {
+      await this.write(out, this.encode({ t: 4, m: method, b: body }), peer.toString());
+    } finally {
+      done?.();
+    }
   }
 
   private get maxMessage(): number {
@@ -219,6 +280,7 @@ export class Channel {
       const frame = new Uint8Array(data.length + 1);
       frame[0] = last ? PART_LAST : PART_MORE;
       frame.set(data, 1);
+      if (this.spec.yieldToPriority) await this.gate.idle(peer, MAX_PRIORITY_HOLD_MS);
       if (!out.ended) {
         // Credit counts data bytes (not the flag byte), so a window of 2 parts holds 2 parts.
         await this.awaitCredit(out, peer, window, data.length);
