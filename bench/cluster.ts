@@ -1,6 +1,6 @@
 // bench/cluster: distributed throughput and optimizer wall time on local `dspex peer`
 // processes. Prints one JSON object. Run: npx tsx bench/cluster.ts [--sizes 1,2,4] [--rounds 3]
-// [--peer-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] (profile the peers)
+// [--slots 8] [--peer-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] (profile the peers)
 //  1. Efficiency: N peers (N in --sizes), each with its own in-process sim-lm of fixed
 //     capacity (8 concurrent, 100 ms per call) and 8 task slots. A distributed Evaluate of
 //     N x 8 x 25 examples (25 "waves"); efficiency = achieved calls/s / (N x 80/s).
@@ -27,9 +27,14 @@ const rounds = Number(arg("rounds", "3"));
 const CAPACITY = 8;
 const LATENCY = 100;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const peerArgs = () => ["--lm", "sim", "--sim-capacity", String(CAPACITY), "--sim-latency", String(LATENCY), "--lm-cache", "off", "--capacity", String(CAPACITY)];
+// Task slots per peer (--capacity): two more than its LM's capacity, so two requests wait
+// at the LM server and no LM slot idles while a finished task's reply travels and the next
+// request arrives (how one configures a peer in front of a real model server). --slots 8
+// measures with slots equal to the LM's capacity.
+const SLOTS = Number(arg("slots", String(CAPACITY + 2)));
+const peerArgs = () => ["--lm", "sim", "--sim-capacity", String(CAPACITY), "--sim-latency", String(LATENCY), "--lm-cache", "off", "--capacity", String(SLOTS)];
 
-const out: Record<string, unknown> = { capacityPerPeer: CAPACITY, latencyMs: LATENCY, loadavgStart: loadavg() };
+const out: Record<string, unknown> = { capacityPerPeer: CAPACITY, latencyMs: LATENCY, taskSlotsPerPeer: SLOTS, loadavgStart: loadavg() };
 const efficiency: unknown[] = [];
 let compileBench: unknown;
 const largest = Math.max(...sizes);
