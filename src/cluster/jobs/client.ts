@@ -197,7 +197,7 @@ class EntryPeer {
 
   /** Dial the first reachable known peer (the given order, then learnt members). */
   async open(): Promise<void> {
-    const errors: string[] = [];
+    const errors: Error[] = [];
     const start = Math.max(0, this.known.indexOf(this.current) + 1);
     for (let k = 0; k < this.known.length; k++) {
       const addr = this.known[(start + k) % this.known.length]; // the failed peer comes last
@@ -207,11 +207,12 @@ class EntryPeer {
         void this.learn();
         return;
       } catch (e) {
-        errors.push((e as Error).message);
+        errors.push(e as Error);
       }
     }
-    if (this.current === "") throw new JobError("unreachable", errors.join("; "));
-    throw Object.assign(new Error(`no cluster peer reachable: ${errors.join("; ")}`), { code: "unreachable" });
+    // At connect time, one address: its own error (it names the address and the likely fix).
+    if (this.current === "") throw errors.length === 1 ? errors[0] : new JobError("unreachable", errors.map((e) => e.message).join("; "));
+    throw Object.assign(new Error(`no cluster peer reachable: ${errors.map((e) => e.message).join("; ")}`), { code: "unreachable" });
   }
 
   async ask(method: string, body: unknown, timeoutMs: number, channel: "coordination" | "inference"): Promise<unknown> {
