@@ -13,6 +13,7 @@
 // ("propose" for clients, "raftPropose" between members) and are answered after commit.
 import { randomUUID } from "node:crypto";
 import { peerIdFromString } from "@libp2p/peer-id";
+import { multiaddr, type Multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
 import { ClusterState, type ApplyResult } from "../consensus/cluster_state.js";
 import { FileRaftStorage } from "../consensus/file_storage.js";
@@ -70,6 +71,11 @@ const joinSchema = z.strictObject({
   lastIndex: z.number().int().nonnegative(),
   /** Set by a member forwarding someone else's join to the leader (never forwarded again). */
   peer: z.string().min(1).max(128).optional(),
+  /**
+   * The joiner's listen addresses: on a sparse overlay (hyparview) the leader may never
+   * have met it, and must dial it to replicate the log.
+   */
+  addrs: z.array(z.string().max(512)).max(8).optional(),
 });
 const forwardedProposalSchema = z.strictObject({
   command: z.record(z.string(), z.unknown()).refine((c) => typeof c.requestId === "string", "a forwarded command carries a requestId"),
@@ -184,7 +190,10 @@ export class RaftDriver {
     });
     coordination.handle("raftJoin", joinSchema, async (b, ctx) => {
       const joiner = b.peer ?? ctx.peer;
-      if (this.isLeader()) return await this.admit(joiner, b.durable, b.lastIndex);
+      if (this.isLeader()) {
+        await this.rememberAddrs(joiner, b.addrs ?? []);
+        return await this.admit(joiner, b.durable, b.lastIndex);
+      }
       const lead = this.raft.lead;
       if (b.peer !== undefined || lead === null || lead === this.peer.id) throw coded("no_leader", "no leader known here; retry");
       return await coordination.request(peerIdFromString(lead), "raftJoin", { ...b, peer: joiner }, { timeoutMs: 5000 });
@@ -201,6 +210,20 @@ export class RaftDriver {
 
   status(): RaftStatus {
     return this.raft.status();
+  }
+
+  /** Tell libp2p where a joiner listens (bad addresses are skipped: they come from the wire). */
+  private async rememberAddrs(peer: string, addrs: string[]): Promise<void> {
+    const valid: Multiaddr[] = [];
+    for (const a of addrs) {
+      try {
+        valid.push(multiaddr(a.replace(/\/p2p\/[^/]+$/, "")));
+      } catch {
+        // not a multiaddr: ignored
+      }
+    }
+    if (valid.length === 0) return;
+    await this.peer.node.peerStore.merge(peerIdFromString(peer), { multiaddrs: valid }).catch(() => undefined);
   }
 
   /** Propose a cluster-state command (followers forward it to the leader). */
@@ -440,7 +463,8 @@ export class RaftDriver {
     for (const t of targets) {
       if (this.stopped) return;
       try {
-        const r = await this.peer.channels.coordination.request(peerIdFromString(t), "raftJoin", { durable: this.durable, lastIndex: this.raft.log.lastIndex() }, { timeoutMs: 6000 });
+        const addrs = this.peer.multiaddrs().slice(0, 8);
+        const r = await this.peer.channels.coordination.request(peerIdFromString(t), "raftJoin", { durable: this.durable, lastIndex: this.raft.log.lastIndex(), addrs }, { timeoutMs: 6000 });
         this.log.info("joined the Raft cluster", { via: t, reply: r });
         return;
       } catch (e) {

@@ -187,3 +187,35 @@ describe("learners, forwarded proposals and automatic voter selection (in-proces
     expect(founder.raft.voterChanges).toHaveLength(2);
   });
 });
+
+describe("a learner the leader has never met (sparse overlay)", () => {
+  it("joins through a follower, and the leader reaches it with the addresses the join carried", { timeout: 60_000 }, async () => {
+    const base = mkdtempSync(join(tmpdir(), "dspex-raft-sparse-"));
+    const keys = await Promise.all([0, 1, 2, 3].map((i) => loadOrCreateIdentity(join(base, `id${i}.key`))));
+    const { peerIdFromPublicKey } = await import("@libp2p/peer-id");
+    const ids = keys.map((k) => peerIdFromPublicKey(k.publicKey).toString());
+    const voters = ids.slice(0, 3);
+    // Static overlays: voters keep each other; the learner keeps only the voter it joins through.
+    const start = async (i: number, peers: string[], boot: string[] = []) => {
+      const peer = await Peer.start({ clusterKey: key, identity: keys[i], bootstrap: boot, topology: { name: "static", options: { peers } }, telemetryIntervalMs: 60_000, probeIntervalMs: 60_000 });
+      const raft = new RaftDriver(peer, { dir: i === 3 ? undefined : join(base, `raft${i}`), voters, tickMs: 20 });
+      running.push({ peer, raft });
+      return { peer, raft };
+    };
+    const v0 = await start(0, voters.filter((x) => x !== ids[0]));
+    // Each voter is given the addresses of those started before it: they all connect.
+    const v1 = await start(1, voters.filter((x) => x !== ids[1]), [v0.peer.multiaddrs()[0]]);
+    const v2 = await start(2, voters.filter((x) => x !== ids[2]), [v0.peer.multiaddrs()[0], v1.peer.multiaddrs()[0]]);
+    const vs = [v0, v1, v2];
+    const leader = await eventually(async () => {
+      const l = vs.find((m) => m.raft.isLeader());
+      return l && vs.every((m) => m.raft.status().lead === l.peer.id) ? l : undefined;
+    }, 20_000, "a leader among the three voters");
+    const via = vs.find((m) => m !== leader)!;
+    const learner = await start(3, [via.peer.id], [via.peer.multiaddrs()[0]]);
+    expect(leader.peer.node.getConnections().some((c) => c.remotePeer.toString() === ids[3])).toBe(false);
+    await eventually(async () => (leader.raft.state.members.learners.includes(ids[3]) ? true : undefined), 20_000, "the learner admitted");
+    expect(leader.raft.propose({ type: "setTopology", name: "static", options: { peers: [] } })).toEqual({ ok: true });
+    await eventually(async () => (learner.raft.state.topology?.name === "static" ? true : undefined), 20_000, "the learner receiving the log from the leader");
+  });
+});
