@@ -163,7 +163,7 @@ export class RaftDriver {
     // Few entries per append: job checkpoints carry results, and one coordination frame is 1 MiB.
     this.raft = new RaftNode({ id: peer.id, random: Math.random, electionTick: options.electionTick ?? 10, heartbeatTick: 1, maxEntriesPerMsg: 8 }, persisted);
     const coordination = peer.channels.coordination;
-    coordination.on("raft", z.unknown(), (raw, ctx) => {
+    const onRaft = (raw: unknown, ctx: { peer: string }) => {
       const parsed = parseRaftMessage(raw, ctx.peer);
       if (!parsed.ok) {
         this.rejected++;
@@ -175,7 +175,10 @@ export class RaftDriver {
       else if (t === "appResp" || t === "heartbeatResp") this.heardAt.set(ctx.peer, performance.now());
       this.raft.step(parsed.message);
       this.drain();
-    });
+    };
+    coordination.on("raft", z.unknown(), onRaft);
+    // Snapshots can outgrow a coordination frame (1 MiB): they travel on the bulk channel.
+    peer.channels.inference.on("raft", z.unknown(), onRaft);
     // Clients (dspex topology set, ...): propose through any member, answered after commit.
     coordination.handle("propose", z.unknown(), async (cmd) => ({ accepted: true, ...(await this.submit(cmd, 8000)) }));
     // Members forwarding a proposal to the leader.
@@ -596,7 +599,8 @@ export class RaftDriver {
       return;
     }
     // Raft tolerates loss: a failed send is retried by the protocol itself.
-    this.peer.channels.coordination.send(to, "raft", m).catch(() => undefined);
+    const channel = m.type === "snap" ? this.peer.channels.inference : this.peer.channels.coordination;
+    channel.send(to, "raft", m).catch((e: unknown) => this.log.debug("raft send failed", { to: String(m.to), type: m.type, error: (e as Error).message }));
   }
 
   stop(): void {

@@ -124,6 +124,8 @@ export interface JobRecord {
   checkpoints: CheckpointBatch[];
   /** Number of distinct completed tasks across all batches. */
   completed: number;
+  /** Finished long enough ago that its checkpoints were dropped (per-task results are gone). */
+  trimmed?: boolean;
 }
 
 export type ApplyResult =
@@ -158,14 +160,17 @@ const snapshotSchema = z.strictObject({
       updatedIndex: z.number().int(),
       checkpoints: z.array(z.strictObject({ index: z.number().int(), tasks: z.array(taskResultSchema) })),
       completed: z.number().int(),
+      trimmed: z.boolean().optional(),
     }),
   ),
   recentRequests: z.array(z.string()),
   lmLimits: z.record(z.string(), z.strictObject({ rpm: z.number().optional(), tpm: z.number().optional(), index: z.number().int() })).optional(),
 });
 
-/** Finished jobs kept in the state (results, checkpoints); older ones are forgotten. */
+/** Finished jobs kept in the state (status, outcome); older ones are forgotten. */
 export const MAX_FINISHED_JOBS = 100;
+/** Finished jobs whose checkpoints (per-task results) are kept; older ones keep their outcome only. */
+export const FINISHED_JOBS_WITH_RESULTS = 8;
 
 /** How many idempotency keys are remembered (oldest forgotten first). */
 export const RECENT_REQUESTS = 4096;
@@ -216,11 +221,18 @@ export class ClusterState {
    */
   private forgetOldJobs(): void {
     const finished = [...this.jobs.values()].filter((j) => TERMINAL.has(j.status));
-    if (finished.length <= MAX_FINISHED_JOBS) return;
-    finished.sort((a, b) => a.updatedIndex - b.updatedIndex);
-    for (const j of finished.slice(0, finished.length - MAX_FINISHED_JOBS)) {
-      this.jobs.delete(j.jobId);
-      this.taskIds.delete(j.jobId);
+    if (finished.length <= FINISHED_JOBS_WITH_RESULTS) return;
+    finished.sort((a, b) => b.updatedIndex - a.updatedIndex); // newest first
+    for (const [k, j] of finished.entries()) {
+      if (k >= MAX_FINISHED_JOBS) {
+        this.jobs.delete(j.jobId);
+        this.taskIds.delete(j.jobId);
+      } else if (k >= FINISHED_JOBS_WITH_RESULTS && !j.trimmed) {
+        // Checkpoints carry every task's result: the bulk of the state and of its snapshots.
+        j.checkpoints = [];
+        j.trimmed = true;
+        this.taskIds.delete(j.jobId);
+      }
     }
   }
 
@@ -299,6 +311,7 @@ export class ClusterState {
         const rec: JobRecord = { jobId: j.jobId, spec: j.spec, status: j.status, createdIndex: j.createdIndex, updatedIndex: j.updatedIndex, checkpoints: [], completed: j.completed };
         if (j.error !== undefined) rec.error = j.error;
         if (j.result !== undefined) rec.result = j.result;
+        if (j.trimmed) rec.trimmed = true;
         rec.checkpoints = j.checkpoints.map((b) => ({ index: b.index, tasks: b.tasks.map((t) => ({ taskId: t.taskId, digest: t.digest, ...(t.result !== undefined ? { result: t.result } : {}) })) }));
         return rec;
       }),
@@ -322,6 +335,7 @@ export class ClusterState {
       const rec: JobRecord = { ...j, spec: j.spec };
       if (j.error === undefined) delete rec.error;
       if (j.result === undefined) delete rec.result;
+      if (!j.trimmed) delete rec.trimmed;
       this.jobs.set(j.jobId, rec);
       this.taskIds.set(j.jobId, new Set(j.checkpoints.flatMap((b) => b.tasks.map((t) => t.taskId))));
     }

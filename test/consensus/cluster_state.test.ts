@@ -1,5 +1,5 @@
 import { describe, it } from "vitest";
-import { ClusterState, MAX_FINISHED_JOBS, RECENT_REQUESTS } from "../../src/consensus/cluster_state.js";
+import { ClusterState, FINISHED_JOBS_WITH_RESULTS, MAX_FINISHED_JOBS, RECENT_REQUESTS } from "../../src/consensus/cluster_state.js";
 import type { Entry } from "../../src/consensus/types.js";
 import { expectFor } from "./helpers.js";
 
@@ -108,6 +108,12 @@ describe("cluster state machine", () => {
     }
     ex(s.jobs.size).toBe(MAX_FINISHED_JOBS + 1);
     ex(s.jobs.has("long")).toBe(true);
+    // Only the newest finished jobs keep their per-task results; older ones keep the outcome.
+    const newest = s.jobs.get(`j${MAX_FINISHED_JOBS + 4}`)!;
+    ex([newest.checkpoints.length, newest.trimmed]).toEqual([1, undefined]);
+    const older = s.jobs.get(`j${MAX_FINISHED_JOBS + 4 - FINISHED_JOBS_WITH_RESULTS}`)!;
+    ex([older.checkpoints.length, older.trimmed, older.completed, older.status]).toEqual([0, true, 1, "failed"]);
+    ex([...s.jobs.values()].filter((j) => j.checkpoints.length > 0).map((j) => j.jobId).sort()).toHaveLength(FINISHED_JOBS_WITH_RESULTS);
     ex([0, 1, 2, 3, 4].some((i) => s.jobs.has(`j${i}`))).toBe(false);
     ex(s.jobs.has(`j${MAX_FINISHED_JOBS + 4}`)).toBe(true);
     ex(s.completedTasks("j0").size).toBe(0);

@@ -18,7 +18,7 @@ import { withSettings } from "../../engine/settings.js";
 import { programFromJSON, programToJSON, type ProgramJSON } from "../../engine/state.js";
 import { createOptimizer } from "../../engine/teleprompt/by_name.js";
 import { encodeFrame } from "../../../channels/codec.js";
-import { fnv64, type JobRecord } from "../../consensus/cluster_state.js";
+import { FINISHED_JOBS_WITH_RESULTS, fnv64, type JobRecord } from "../../consensus/cluster_state.js";
 import type { Logger } from "../log.js";
 import { silentLogger } from "../log.js";
 import type { Peer } from "../peer.js";
@@ -205,6 +205,9 @@ export class JobService {
     if (!job) throw new JobError("unknown_job", `no job ${req.jobId} on this cluster`);
     if (job.status !== "done") throw new JobError("refused", `job ${req.jobId} is ${job.status}; results are served once it is done`);
     let all = this.finished.get(req.jobId);
+    if (!all && job.trimmed) {
+      throw new JobError("refused", `per-example results of job ${req.jobId} are no longer kept (the cluster keeps them for its ${FINISHED_JOBS_WITH_RESULTS} newest finished jobs); its summary is still in its status`);
+    }
     if (!all) {
       // Finished under another coordinator: rebuild from the replicated checkpoints (no LM calls).
       let p = this.rebuilding.get(req.jobId);
