@@ -185,7 +185,10 @@ async function main(): Promise<void> {
    */
   async function pings(more: () => boolean, max = Infinity): Promise<Sample[]> {
     const out: Sample[] = [];
-    const inflight: Promise<void>[] = [];
+    // A counter, not a promise per ping: the measuring process must not fill its own old
+    // generation (and so trigger the mark-compact pauses it measures).
+    let outstanding = 0;
+    let allBack: (() => void) | undefined;
     const start = performance.now();
     for (let k = 0; k < max && more(); k++) {
       const at = start + k * INTERVAL_MS;
@@ -196,16 +199,20 @@ async function main(): Promise<void> {
       const sent = clock();
       const s: Sample = { rtt: NaN, at: sent, fwd: NaN, back: NaN };
       out.push(s);
-      inflight.push(
-        coord.request<{ t: number }>(target, "bench.ping", null, { timeoutMs: 10_000 }).then((r) => {
+      outstanding++;
+      coord
+        .request<{ t: number }>(target, "bench.ping", null, { timeoutMs: 10_000 })
+        .then((r) => {
           s.rtt = performance.now() - t;
           const now = clock();
           s.fwd = r.t - sent;
           s.back = now - r.t;
-        }),
-      );
+        })
+        .finally(() => {
+          if (--outstanding === 0) allBack?.();
+        });
     }
-    await Promise.all(inflight);
+    if (outstanding > 0) await new Promise<void>((r) => (allBack = r));
     return out;
   }
 
@@ -245,8 +252,27 @@ async function main(): Promise<void> {
   const inflightKiB = (): number => inf.bulkUnacked(started.peer) / 1024;
 
   const loadavgStart = load();
-  const per = new Map<string, { rounds: Array<Record<string, unknown>>; idle: Sample[]; loaded: Sample[]; ratios: number[]; mbps: number[] }>();
-  for (const v of variants) per.set(v.name, { rounds: [], idle: [], loaded: [], ratios: [], mbps: [] });
+  // Across rounds only the numbers are kept (packed double arrays), not the sample objects.
+  type Columns = { rtt: number[]; fwd: number[]; back: number[] };
+  const columns = (): Columns => ({ rtt: [], fwd: [], back: [] });
+  const per = new Map<string, { rounds: Array<Record<string, unknown>>; idle: Columns; loaded: Columns; ratios: number[]; mbps: number[] }>();
+  for (const v of variants) per.set(v.name, { rounds: [], idle: columns(), loaded: columns(), ratios: [], mbps: [] });
+  const keep = (c: Columns, xs: Sample[]) => {
+    for (const x of xs) {
+      c.rtt.push(x.rtt);
+      c.fwd.push(x.fwd);
+      c.back.push(x.back);
+    }
+  };
+  const columnSummary = (c: Columns) => ({
+    p50: pct(c.rtt, 50),
+    p99: pct(c.rtt, 99),
+    max: pct(c.rtt, 100),
+    fwdP50: pct(c.fwd, 50),
+    fwdP99: pct(c.fwd, 99),
+    backP50: pct(c.back, 50),
+    backP99: pct(c.back, 99),
+  });
   const summary = (xs: Sample[]) => ({
     p50: pct(xs.map((s) => s.rtt), 50),
     p99: pct(xs.map((s) => s.rtt), 99),
@@ -303,8 +329,8 @@ async function main(): Promise<void> {
       const n = Math.min(idle.length, loaded.length);
       idle = idle.slice(0, n);
       loaded = loaded.slice(0, n);
-      acc.idle.push(...idle);
-      acc.loaded.push(...loaded);
+      keep(acc.idle, idle);
+      keep(acc.loaded, loaded);
       // Attribution: of the loaded pings slower than 2x the idle p99, how many overlapped a GC
       // pause in this process or in the remote one.
       const slowMs = 2 * pct(idle.map((s) => s.rtt), 99);
@@ -350,8 +376,8 @@ async function main(): Promise<void> {
       inferenceMBpsMedian: r2(median(acc.mbps)),
       inferenceMBps: acc.mbps.map(r2),
       coordinationRttMs: {
-        idle: { ...summary(acc.idle), n: acc.idle.length },
-        duringTransfer: { ...summary(acc.loaded), n: acc.loaded.length },
+        idle: { ...columnSummary(acc.idle), n: acc.idle.rtt.length },
+        duringTransfer: { ...columnSummary(acc.loaded), n: acc.loaded.rtt.length },
       },
       rounds: acc.rounds,
     };
