@@ -1,29 +1,25 @@
 // Channel behaviour between two in-process peers: large messages in parts, limits, timeouts.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { peerIdFromString } from "@libp2p/peer-id";
-import { multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
 import { createLibp2p } from "libp2p";
 import { tcp } from "@libp2p/tcp";
 import { noise } from "@libp2p/noise";
 import { yamux } from "@libp2p/yamux";
 import { lpStream } from "@libp2p/utils";
-import { Peer } from "../../src/cluster/peer.js";
-import { newClusterKey } from "../../src/cluster/keys.js";
+import type { Peer } from "../../src/cluster/peer.js";
+import { peerPair } from "./helpers.js";
 import { Channel } from "../../channels/channel.js";
 import { CHANNELS } from "../../channels/specs.js";
 
-const key = newClusterKey();
 let a: Peer;
 let b: Peer;
+let stop: () => Promise<void>;
 beforeAll(async () => {
-  a = await Peer.start({ clusterKey: key, telemetryIntervalMs: 60_000, probeIntervalMs: 60_000 });
-  b = await Peer.start({ clusterKey: key, telemetryIntervalMs: 60_000, probeIntervalMs: 60_000 });
-  await b.node.dial(multiaddr(a.multiaddrs()[0]), { signal: AbortSignal.timeout(10_000) });
+  ({ a, b, stop } = await peerPair());
 });
 afterAll(async () => {
-  await b.stop();
-  await a.stop();
+  await stop();
 });
 
 describe("channels between two peers", () => {
