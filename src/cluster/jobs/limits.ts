@@ -4,12 +4,20 @@
 // paces the whole cluster; a task counts against the provider of the peer that runs it.
 import { TokenBucket } from "../../../channels/limits.js";
 import type { LmLimit } from "../../consensus/cluster_state.js";
+import { parseModelString } from "../../engine/lm/index.js";
 
-/** The provider of a model string: "openai/gpt-4o-mini" -> "openai" (bare names: themselves). */
+/**
+ * The provider of a peer's model string, as the LM layer reads it ("openai/gpt-4o-mini" and
+ * "gpt-4o-mini" -> "openai"); a string it does not know counts under its own prefix.
+ */
 export function providerOf(model: string | null | undefined): string {
   if (!model) return "";
-  const i = model.indexOf("/");
-  return (i > 0 ? model.slice(0, i) : model).toLowerCase();
+  try {
+    return parseModelString(model).provider;
+  } catch {
+    const i = model.indexOf("/");
+    return (i > 0 ? model.slice(0, i) : model).toLowerCase();
+  }
 }
 
 interface Budget {
