@@ -89,7 +89,8 @@ export interface StatusReport {
   telemetry: Telemetry;
 }
 
-const MembersReply = z.object({ members: z.array(z.object({ id: z.string().max(128), addrs: z.array(z.string().max(512)).max(32) })).max(100_000) });
+/** The "members" coordination reply: this peer and the members it is connected to, with addresses. */
+export const MembersReply = z.object({ members: z.array(z.object({ id: z.string().max(128), addrs: z.array(z.string().max(512)).max(32) })).max(100_000) });
 const Empty = z.unknown();
 
 /** Channel methods that are not application traffic: topology sessions, probes, status. */

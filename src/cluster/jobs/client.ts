@@ -10,9 +10,9 @@ import { Example, type Record_ } from "../../engine/example.js";
 import { Module } from "../../engine/modules/module.js";
 import { programFromJSON, programToJSON, type ProgramJSON } from "../../engine/state.js";
 import type { OptimizerOptions, OptimizerName } from "../../engine/teleprompt/by_name.js";
-import { z } from "zod";
 import { ChannelError } from "../../../channels/channel.js";
 import { openClusterClient, type ClusterClient } from "../client.js";
+import { MembersReply } from "../peer.js";
 import { JobError } from "./errors.js";
 import { METHODS, type JobMethod, type JobService, type JobStats } from "./service.js";
 import type { JobOptions, JobProgress, JobSpecInput, JobStatusReply } from "./wire.js";
@@ -172,8 +172,6 @@ export class ClusterJobs {
     }
   }
 }
-
-const MembersReply = z.object({ members: z.array(z.object({ id: z.string().max(128), addrs: z.array(z.string().max(512)).max(32) })).max(100_000) });
 
 /**
  * The cluster peer a remote client talks through. Its link failing (not an error the peer
