@@ -10,9 +10,8 @@ import { toAsyncIterator, type Executor, type RunOptions, type Task, type TaskBa
 import { Module } from "../../engine/modules/module.js";
 import { programToJSON, type ProgramJSON } from "../../engine/state.js";
 import { addUsage, zeroUsage } from "../../engine/lm/types.js";
-import { TokenBucket } from "../../../channels/limits.js";
 import { JobError } from "./errors.js";
-import type { ProviderBudgets } from "./limits.js";
+import { RateBudget, type ProviderBudgets } from "./limits.js";
 import type { WorkerPool, WorkerState } from "./pool.js";
 import type { JobOptions, JobProgress, RunTaskRequest } from "./wire.js";
 
@@ -82,8 +81,8 @@ export class ClusterExecutor implements Executor {
     const accepted = new Set<string>();
     const out: TaskResult[] = [];
     const durations: number[] = [];
-    const rpm = o.rpm ? new TokenBucket(o.rpm / 60, Math.max(1, o.rpm / 60)) : undefined;
-    const tpm = o.tpm ? new TokenBucket(o.tpm / 60, Math.max(1, o.tpm / 60)) : undefined;
+    // The job's own rpm/tpm; the coordinator is the only dispatcher, so pacing here paces the cluster.
+    const jobBudget = o.rpm !== undefined || o.tpm !== undefined ? new RateBudget({ rpm: o.rpm, tpm: o.tpm }) : undefined;
     let exhausted = false;
     let pulling = false;
     let failure: unknown;
@@ -108,12 +107,6 @@ export class ClusterExecutor implements Executor {
       return n;
     };
     const avgTokens = () => (progress.done - progress.replayed > 0 ? progress.usage.totalTokens / (progress.done - progress.replayed) : 0);
-    /** Cluster-wide budgets: the coordinator is the only dispatcher, so pacing here paces the cluster. */
-    const budgetAllows = (): boolean => {
-      if (rpm && !rpm.take(1)) return false;
-      if (tpm && avgTokens() > 0 && !tpm.take(Math.min(avgTokens(), o.tpm! / 60))) return false;
-      return true;
-    };
     const pace = () => {
       if (pacingTimer) return;
       pacingTimer = setTimeout(() => {
@@ -246,7 +239,7 @@ export class ClusterExecutor implements Executor {
           (blocked ??= new Set()).add(w.provider);
           continue;
         }
-        if (!budgetAllows()) {
+        if (jobBudget && !jobBudget.take(tokens)) {
           o.budgets?.refund(w.provider, tokens);
           pace();
           break;

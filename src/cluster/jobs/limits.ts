@@ -20,54 +20,62 @@ export function providerOf(model: string | null | undefined): string {
   }
 }
 
-interface Budget {
-  index: number;
-  rpm?: TokenBucket;
-  tpm?: TokenBucket;
+/**
+ * Requests and tokens per minute, paced by token buckets with bursts of one second's worth
+ * (at least one). A job's own rpm/tpm and each provider's cluster-wide limit are one each.
+ */
+export class RateBudget {
+  private readonly rpm: TokenBucket | undefined;
+  private readonly tpm: TokenBucket | undefined;
   /** The tpm bucket's size: a task's estimate is capped at it, or a big task could never start. */
-  tpmBurst: number;
-}
+  private readonly tpmBurst: number;
 
-export class ProviderBudgets {
-  private readonly budgets = new Map<string, Budget>();
-
-  /** Follow the committed limits; a provider's buckets restart only when its limit changed. */
-  configure(limits: Readonly<Record<string, LmLimit>>): void {
-    for (const p of this.budgets.keys()) if (!(p in limits)) this.budgets.delete(p);
-    for (const [p, l] of Object.entries(limits)) {
-      if (this.budgets.get(p)?.index === l.index) continue;
-      // Bursts of one second's worth (at least one request), like the per-job budgets.
-      this.budgets.set(p, {
-        index: l.index,
-        ...(l.rpm !== undefined ? { rpm: new TokenBucket(l.rpm / 60, Math.max(1, l.rpm / 60)) } : {}),
-        ...(l.tpm !== undefined ? { tpm: new TokenBucket(l.tpm / 60, Math.max(1, l.tpm / 60)) } : {}),
-        tpmBurst: Math.max(1, (l.tpm ?? 0) / 60),
-      });
-    }
+  constructor(limit: { rpm?: number | undefined; tpm?: number | undefined }) {
+    this.rpm = limit.rpm !== undefined ? new TokenBucket(limit.rpm / 60, Math.max(1, limit.rpm / 60)) : undefined;
+    this.tpm = limit.tpm !== undefined ? new TokenBucket(limit.tpm / 60, Math.max(1, limit.tpm / 60)) : undefined;
+    this.tpmBurst = Math.max(1, (limit.tpm ?? 0) / 60);
   }
 
   /**
-   * May a task for `provider` start now, expecting `tokens` tokens (0 while unknown)? When
-   * it may, its share is taken from the budget.
+   * May a task start now, expecting `tokens` tokens (0 while unknown)? When it may, its
+   * share is taken; when it may not, nothing is.
    */
-  take(provider: string, tokens: number): boolean {
-    const b = this.budgets.get(provider);
-    if (!b) return true;
-    const t = b.tpm && tokens > 0 ? Math.min(tokens, b.tpmBurst) : 0;
-    if (b.tpm && t > 0 && !b.tpm.take(t)) return false;
-    if (b.rpm && !b.rpm.take(1)) {
-      if (t > 0) b.tpm!.refund(t);
+  take(tokens: number): boolean {
+    const t = this.tpm && tokens > 0 ? Math.min(tokens, this.tpmBurst) : 0;
+    if (t > 0 && !this.tpm!.take(t)) return false;
+    if (this.rpm && !this.rpm.take(1)) {
+      if (t > 0) this.tpm!.refund(t);
       return false;
     }
     return true;
   }
 
   /** Undo a take() for a task that did not start after all. */
+  refund(tokens: number): void {
+    this.rpm?.refund(1);
+    if (this.tpm && tokens > 0) this.tpm.refund(Math.min(tokens, this.tpmBurst));
+  }
+}
+
+export class ProviderBudgets {
+  private readonly budgets = new Map<string, { index: number; budget: RateBudget }>();
+
+  /** Follow the committed limits; a provider's buckets restart only when its limit changed. */
+  configure(limits: Readonly<Record<string, LmLimit>>): void {
+    for (const p of this.budgets.keys()) if (!(p in limits)) this.budgets.delete(p);
+    for (const [p, l] of Object.entries(limits)) {
+      if (this.budgets.get(p)?.index !== l.index) this.budgets.set(p, { index: l.index, budget: new RateBudget(l) });
+    }
+  }
+
+  /** RateBudget.take for `provider`'s budget (always true for a provider without one). */
+  take(provider: string, tokens: number): boolean {
+    return this.budgets.get(provider)?.budget.take(tokens) ?? true;
+  }
+
+  /** Undo a take() for a task that did not start after all. */
   refund(provider: string, tokens: number): void {
-    const b = this.budgets.get(provider);
-    if (!b) return;
-    b.rpm?.refund(1);
-    if (b.tpm && tokens > 0) b.tpm.refund(Math.min(tokens, b.tpmBurst));
+    this.budgets.get(provider)?.budget.refund(tokens);
   }
 
   get size(): number {
