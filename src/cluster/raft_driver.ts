@@ -13,7 +13,7 @@
 // ("propose" for clients, "raftPropose" between members) and are answered after commit.
 import { randomUUID } from "node:crypto";
 import { peerIdFromString } from "@libp2p/peer-id";
-import { multiaddr, type Multiaddr } from "@multiformats/multiaddr";
+import { multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
 import { ClusterState, type ApplyResult } from "../consensus/cluster_state.js";
 import { FileRaftStorage } from "../consensus/file_storage.js";
@@ -23,6 +23,7 @@ import { isEmptyState, MemoryRaftStorage, persistUpdateOf, type PersistUpdate } 
 import type { Entry, Message, PersistedState } from "../consensus/types.js";
 import { decideVoterChange, policyViewOf, type VoterDecision } from "../consensus/voter_policy.js";
 import type { Peer } from "./peer.js";
+import { dialableAddrs } from "./topology_driver.js";
 import type { Logger } from "./log.js";
 import { silentLogger } from "./log.js";
 
@@ -217,16 +218,9 @@ export class RaftDriver {
 
   /** Tell libp2p where a joiner listens (bad addresses are skipped: they come from the wire). */
   private async rememberAddrs(peer: string, addrs: string[]): Promise<void> {
-    const valid: Multiaddr[] = [];
-    for (const a of addrs) {
-      try {
-        valid.push(multiaddr(a.replace(/\/p2p\/[^/]+$/, "")));
-      } catch {
-        // not a multiaddr: ignored
-      }
-    }
+    const valid = dialableAddrs(addrs, 8);
     if (valid.length === 0) return;
-    await this.peer.node.peerStore.merge(peerIdFromString(peer), { multiaddrs: valid }).catch(() => undefined);
+    await this.peer.node.peerStore.merge(peerIdFromString(peer), { multiaddrs: valid.map((a) => multiaddr(a)) }).catch(() => undefined);
   }
 
   /** Propose a cluster-state command (followers forward it to the leader). */

@@ -129,6 +129,22 @@ function stripP2p(addr: string): string {
   return i >= 0 ? addr.slice(0, i) : addr;
 }
 
+/** Addresses from the wire made fit for the peer store: without /p2p, valid, distinct, at most `max`. */
+export function dialableAddrs(addrs: readonly string[], max = MAX_ADDRS): string[] {
+  const clean: string[] = [];
+  for (const a of addrs) {
+    const x = stripP2p(a);
+    if (clean.length >= max || clean.includes(x)) continue;
+    try {
+      multiaddr(x);
+    } catch {
+      continue;
+    }
+    clean.push(x);
+  }
+  return clean;
+}
+
 export class TopologyDriver {
   private node: TopologyNode;
   private started = false;
@@ -609,17 +625,7 @@ export class TopologyDriver {
   /** Remember where `peer` listens (and tell libp2p), so we and others can dial it later. */
   private learn(peer: string, addrs: readonly string[]): void {
     if (peer === this.ctx.id || addrs.length === 0) return;
-    const clean: string[] = [];
-    for (const a of addrs) {
-      const x = stripP2p(a);
-      if (clean.length >= MAX_ADDRS || clean.includes(x)) continue;
-      try {
-        multiaddr(x);
-      } catch {
-        continue;
-      }
-      clean.push(x);
-    }
+    const clean = dialableAddrs(addrs);
     if (clean.length === 0) return;
     const prev = this.book.get(peer);
     if (prev !== undefined && prev.join(" ") === clean.join(" ")) return;
