@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { z } from "zod";
 import type { Peer } from "../../src/cluster/peer.js";
-import { peerPair } from "../cluster/helpers.js";
+import { peerPair } from "../cluster/peer_pair.js";
 import { CHANNELS } from "../../channels/specs.js";
 
 let a: Peer;

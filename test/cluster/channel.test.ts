@@ -8,7 +8,7 @@ import { noise } from "@libp2p/noise";
 import { yamux } from "@libp2p/yamux";
 import { lpStream } from "@libp2p/utils";
 import type { Peer } from "../../src/cluster/peer.js";
-import { peerPair } from "./helpers.js";
+import { peerPair } from "./peer_pair.js";
 import { Channel } from "../../channels/channel.js";
 import { CHANNELS } from "../../channels/specs.js";
 

@@ -2,9 +2,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { multiaddr } from "@multiformats/multiaddr";
-import { Peer } from "../../src/cluster/peer.js";
-import { newClusterKey } from "../../src/cluster/keys.js";
 
 const bin = fileURLToPath(new URL("../../bin/dspex.js", import.meta.url));
 const children = new Set<ChildProcess>();
@@ -74,20 +71,4 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`${what} did not happen within ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message})` : ""}`);
-}
-
-/** Two in-process peers sharing a fresh cluster key, b connected to a; no periodic telemetry or probes to disturb a test. */
-export async function peerPair(): Promise<{ a: Peer; b: Peer; stop(): Promise<void> }> {
-  const key = newClusterKey();
-  const a = await Peer.start({ clusterKey: key, telemetryIntervalMs: 60_000, probeIntervalMs: 60_000 });
-  const b = await Peer.start({ clusterKey: key, telemetryIntervalMs: 60_000, probeIntervalMs: 60_000 });
-  await b.node.dial(multiaddr(a.multiaddrs()[0]), { signal: AbortSignal.timeout(10_000) });
-  return {
-    a,
-    b,
-    stop: async () => {
-      await b.stop();
-      await a.stop();
-    },
-  };
 }
