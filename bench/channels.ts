@@ -4,7 +4,8 @@
 // channel's throughput. Prints JSON.
 //
 // Run: npx tsx bench/channels.ts [--mb 50] [--chunk-kb 1024] [--streams 4] [--rounds 7]
-//                                [--interval-ms 2] [--variants 16/64/p,64/128]
+//                                [--interval-ms 2] [--variants 16/64/p,64/128] [--no-gc-tuning]
+//      npx tsx --expose-gc bench/channels.ts --aged   (both ends run full GCs first)
 //
 // Method, built for a small shared box (2 cores, other jobs running):
 // - Several rounds; each round measures idle and loaded back to back (their order
@@ -23,6 +24,10 @@
 //   same clock), and both processes report event-loop delay p99 and GC pauses per phase, to
 //   show where the loaded p99 comes from.
 // - os.loadavg() is recorded with every round.
+// - --aged: both processes run full GCs before the rounds. V8 sets its heap limits at every full
+//   GC, so this is the state of a peer that has been up a while (a fresh process still runs on
+//   its roomier initial limit, which hides the full-GC storms gc_tuning.ts is about).
+//   --no-gc-tuning: both ends without that tuning, for the comparison.
 //
 // The remote peer is this file run with --serve (a Peer, like `dspex peer`, plus two bench
 // methods on the coordination channel: bench.ping stamps the remote clock, bench.stats
@@ -41,6 +46,10 @@ import { z } from "zod";
 import { Peer } from "../src/cluster/peer.js";
 import { readClusterKey, writeClusterKey } from "../src/cluster/keys.js";
 import { CHANNELS } from "../channels/specs.js";
+import { heapGrowingPercent } from "../src/cluster/gc_tuning.js";
+
+// Both ends tune their heap as every Peer does (--no-gc-tuning measures without it).
+const heapTuning = !process.argv.includes("--no-gc-tuning");
 
 function flag(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -76,6 +85,8 @@ function processStats() {
   eld.enable();
   let gc: number[] = [];
   let gcMajor: number[] = [];
+  /** Major GCs by V8's callback flags (32: started by external-memory pressure, 4: forced). */
+  let gcMajorFlags: Record<string, number> = {};
   /** GC pauses as [start (clock()), end], to attribute slow pings. */
   let pauses: Array<[number, number]> = [];
   new PerformanceObserver((list) => {
@@ -83,7 +94,12 @@ function processStats() {
       gc.push(e.duration);
       pauses.push([performance.timeOrigin + e.startTime, performance.timeOrigin + e.startTime + e.duration]);
       // kind 4: major (mark-compact); 1 minor (scavenge); 8 incremental marking step.
-      if ((e as { detail?: { kind?: number } }).detail?.kind === 4) gcMajor.push(e.duration);
+      const detail = (e as { detail?: { kind?: number; flags?: number } }).detail;
+      if (detail?.kind === 4) {
+        gcMajor.push(e.duration);
+        const f = String(detail.flags ?? 0);
+        gcMajorFlags[f] = (gcMajorFlags[f] ?? 0) + 1;
+      }
     }
   }).observe({ entryTypes: ["gc"] });
   return {
@@ -96,23 +112,33 @@ function processStats() {
         gcMaxMs: r2(Math.max(0, ...gc)),
         gcMajorCount: gcMajor.length,
         gcMajorMaxMs: r2(Math.max(0, ...gcMajor)),
+        gcMajorFlags,
         pauses,
       };
       eld.reset();
       gc = [];
       gcMajor = [];
+      gcMajorFlags = {};
       pauses = [];
       return out;
     },
   };
 }
+function fullGc(): null {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error("--aged needs node's --expose-gc: npx tsx --expose-gc bench/channels.ts --aged");
+  for (let i = 0; i < 3; i++) gc();
+  return null;
+}
+
 type ProcStats = ReturnType<ReturnType<typeof processStats>["take"]>;
 
 if (process.argv.includes("--serve")) {
-  const peer = await Peer.start({ clusterKey: await readClusterKey(sflag("key-file")!), telemetryIntervalMs: 60_000, probeIntervalMs: 60_000 });
+  const peer = await Peer.start({ clusterKey: await readClusterKey(sflag("key-file")!), telemetryIntervalMs: 60_000, probeIntervalMs: 60_000, heapTuning });
   const stats = processStats();
   peer.channels.coordination.handle("bench.ping", z.null(), () => ({ t: clock() }));
   peer.channels.coordination.handle("bench.stats", z.null(), () => stats.take());
+  peer.channels.coordination.handle("bench.gc", z.null(), () => fullGc());
   process.stdout.write(JSON.stringify({ event: "listening", peer: peer.id, addrs: peer.multiaddrs() }) + "\n");
   process.stdin.resume();
   process.stdin.on("end", () => void peer.stop().finally(() => process.exit(0)));
@@ -149,7 +175,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "dspex-bench-"));
   const keyFile = join(dir, "k.key");
   await writeClusterKey(keyFile);
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--serve", "--key-file", keyFile], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), "--serve", "--key-file", keyFile, ...(heapTuning ? [] : ["--no-gc-tuning"])], { stdio: ["pipe", "pipe", "inherit"] });
   process.on("exit", () => child.kill("SIGKILL"));
   const started = await new Promise<{ peer: string; addrs: string[] }>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on("line", (l) => {
@@ -163,7 +189,7 @@ async function main(): Promise<void> {
     child.once("exit", (code) => reject(new Error(`remote peer exited with ${code}`)));
   });
   const remoteAddr = `${started.addrs[0].replace(/\/p2p\/.*$/, "")}/p2p/${started.peer}`;
-  const local = await Peer.start({ clusterKey: await readClusterKey(keyFile), bootstrap: [remoteAddr], telemetryIntervalMs: 60_000, probeIntervalMs: 60_000 });
+  const local = await Peer.start({ clusterKey: await readClusterKey(keyFile), bootstrap: [remoteAddr], telemetryIntervalMs: 60_000, probeIntervalMs: 60_000, heapTuning });
   await local.node.dial(multiaddr(remoteAddr), { signal: AbortSignal.timeout(10_000) });
   const target = peerIdFromString(started.peer);
   const coord = local.channels.coordination;
@@ -251,6 +277,13 @@ async function main(): Promise<void> {
   /** Inference part bytes sent to the remote and not yet acknowledged by it (KiB), sampled every ms. */
   const inflightKiB = (): number => inf.bulkUnacked(started.peer) / 1024;
 
+  // --aged: full GCs on both ends first, as a peer that has been up a while has had (V8
+  // recomputes the heap limits at every full GC; a fresh process still runs on its initial,
+  // roomier limit). Needs --expose-gc.
+  if (process.argv.includes("--aged")) {
+    fullGc();
+    await coord.request(target, "bench.gc", null);
+  }
   const loadavgStart = load();
   // Across rounds only the numbers are kept (packed double arrays), not the sample objects.
   type Columns = { rtt: number[]; fwd: number[]; back: number[] };
@@ -397,6 +430,8 @@ async function main(): Promise<void> {
       rounds: ROUNDS,
       pingIntervalMs: INTERVAL_MS,
       yamuxMaxStreamWindowKiB: 256,
+      heapGrowingPercent: heapGrowingPercent(),
+      aged: process.argv.includes("--aged"),
     },
     variants: results,
   };

@@ -5,8 +5,25 @@ import { z } from "zod";
 // Plain maps/arrays only: no record extension, so any CBOR implementation can talk to us.
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
 
+/**
+ * cbor-x writes results into a buffer it keeps and shares between calls, and grows it to 4x a
+ * large message. Held by the long-lived encoder, a grown buffer outlives young-generation GCs
+ * and is freed only by a full GC, whose pause stalls coordination (bench/channels: 12-14 full
+ * GCs per 50 MB sent). So the encoder writes into one scratch buffer of ours, from its start
+ * on every call, and each frame is copied out into a buffer of exactly its size that dies
+ * young with the frame.
+ */
+const SCRATCH_MAX = 8 * 1024 * 1024;
+const encoder = cbor as unknown as { useBuffer(buffer: Buffer): void };
+let scratch: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
+
 export function encodeFrame(value: unknown): Uint8Array {
-  return cbor.encode(value);
+  encoder.useBuffer(scratch);
+  const bytes: Buffer = cbor.encode(value);
+  // cbor-x grew its buffer for this frame: keep the grown one (a Buffer: cbor-x writes strings
+  // with Buffer methods) as the scratch, up to a cap.
+  if (bytes.buffer !== scratch.buffer && bytes.buffer.byteLength <= SCRATCH_MAX) scratch = Buffer.from(bytes.buffer);
+  return Uint8Array.prototype.slice.call(bytes); // a copy (Buffer#slice would be a view)
 }
 
 export function decodeFrame(bytes: Uint8Array): unknown {

@@ -23,6 +23,7 @@ import { decodeFrame, encodeFrame } from "../../channels/codec.js";
 import { CHANNELS, type ChannelName } from "../../channels/specs.js";
 import { DspexError } from "../engine/errors.js";
 import { silentLogger, type Logger } from "./log.js";
+import { tuneHeapForBulkTransfer } from "./gc_tuning.js";
 
 export const TELEMETRY_TOPIC = "/dspex/telemetry/1";
 const CHANNEL_NAMES = Object.keys(CHANNELS) as ChannelName[];
@@ -44,6 +45,11 @@ export interface PeerOptions {
   topology?: { name: TopologyName; options?: ManagerOptions };
   /** Overlay timing knobs (tests). */
   topologyTuning?: TopologyDriverTuning;
+  /**
+   * Tune this process's V8 heap for bulk transfers (see gc_tuning.ts: without it, full-GC
+   * pauses during large transfers set the coordination latency). Process-wide; default true.
+   */
+  heapTuning?: boolean;
 }
 
 export const Telemetry = z.object({
@@ -242,6 +248,7 @@ export class Peer {
 
   static async start(options: PeerOptions = {}): Promise<Peer> {
     const log = options.logger ?? silentLogger;
+    if (options.heapTuning !== false) tuneHeapForBulkTransfer();
     for (const a of [...(options.listen ?? []), ...(options.bootstrap ?? [])]) {
       try {
         multiaddr(a);
