@@ -23,7 +23,10 @@ export function encodeFrame(value: unknown): Uint8Array {
   // cbor-x grew its buffer for this frame: keep the grown one (a Buffer: cbor-x writes strings
   // with Buffer methods) as the scratch, up to a cap.
   if (bytes.buffer !== scratch.buffer && bytes.buffer.byteLength <= SCRATCH_MAX) scratch = Buffer.from(bytes.buffer);
-  return Uint8Array.prototype.slice.call(bytes); // a copy (Buffer#slice would be a view)
+  // Copied out (Buffer#slice would be a view; Uint8Array#slice on a Buffer takes 4x as long).
+  const frame = Buffer.allocUnsafeSlow(bytes.length);
+  frame.set(bytes);
+  return frame;
 }
 
 export function decodeFrame(bytes: Uint8Array): unknown {

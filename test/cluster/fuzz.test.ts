@@ -154,6 +154,57 @@ describe("bulk flow control", () => {
   });
 });
 
+describe("part framing", () => {
+  const first = (total: number, data: Uint8Array) => {
+    const f = new Uint8Array(5 + data.length);
+    f[0] = 0x04;
+    new DataView(f.buffer).setUint32(1, total);
+    f.set(data, 5);
+    return f;
+  };
+  const part = (flag: number, data: Uint8Array) => Uint8Array.of(flag, ...data);
+  const count = (reason: string) => peer.channels.inference.stats.rejected[reason] ?? 0;
+
+  it("handcrafted parts (length first, then data) reassemble into a request that is served", { timeout: 30_000 }, async () => {
+    const msg = encodeFrame({ t: 1, id: 1, m: "sink", b: { data: new Uint8Array(300).fill(5) } });
+    const stream = await openRaw("inference");
+    const lp = lpStream(stream);
+    await lp.write(first(msg.length, msg.subarray(0, 100)));
+    await lp.write(part(0x01, msg.subarray(100, 200)));
+    await lp.write(part(0x02, msg.subarray(200)));
+    // Acknowledgements of the three parts' data, then the reply.
+    const acked: number[] = [];
+    let reply: Uint8Array | undefined;
+    while (!reply) {
+      const f = (await lp.read({ signal: AbortSignal.timeout(5000) })).subarray();
+      if (f.length === 5 && f[0] === 0x03) acked.push(new DataView(f.buffer, f.byteOffset + 1, 4).getUint32(0));
+      else reply = f;
+    }
+    expect(acked).toEqual([100, 100, msg.length - 200]);
+    expect(reply[0]).not.toBe(0x04); // a small reply is one frame
+    await stream.close().catch(() => undefined);
+  });
+
+  it("parts without a first part, lengths over the limit, and parts past the announced length are rejected and counted", { timeout: 60_000 }, async () => {
+    const before = { bad: count("bad_envelope"), oversize: count("oversize") };
+    const data = new Uint8Array(64).fill(1);
+    await sendRaw("inference", [part(0x01, data), part(0x02, data)]);
+    await sendRaw("inference", [first(CHANNELS.inference.maxMessageBytes! + 1, data)]);
+    await sendRaw("inference", [first(100, data), part(0x02, data)]); // 128 bytes for 100 announced
+    await sendRaw("inference", [first(1000, data), part(0x02, data)]); // ends short of 1000
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.constantFrom(0x01, 0x02, 0x04), fc.uint8Array({ maxLength: 64 })), { minLength: 1, maxLength: 6 }), async (frames) => {
+        await sendRaw("inference", frames.map(([flag, d]) => (flag === 0x04 ? first(d.length * 3, d) : part(flag, d))));
+      }),
+      { numRuns: 20, seed: 777 },
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    expect(count("bad_envelope")).toBeGreaterThanOrEqual(before.bad + 3);
+    expect(count("oversize")).toBeGreaterThan(before.oversize);
+    await stillServes("inference");
+  });
+});
+
 describe("junk senders", () => {
   it("are disconnected after repeated junk, and may reconnect", { timeout: 30_000 }, async () => {
     const before = peer.channels.coordination.stats.disconnects;
