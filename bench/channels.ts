@@ -284,6 +284,9 @@ async function main(): Promise<void> {
     fullGc();
     await coord.request(target, "bench.gc", null);
   }
+  // Settle (discarded): lets the GC's concurrent sweeping and any compilation triggered by the
+  // warm-up finish, so the first round's idle phase is not measured on a busier process.
+  await pings(() => true, 500);
   const loadavgStart = load();
   // Across rounds only the numbers are kept (packed double arrays), not the sample objects.
   type Columns = { rtt: number[]; fwd: number[]; back: number[] };
