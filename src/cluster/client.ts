@@ -6,7 +6,7 @@ import { tcp } from "@libp2p/tcp";
 import { noise } from "@libp2p/noise";
 import { yamux } from "@libp2p/yamux";
 import { identify } from "@libp2p/identify";
-import { preSharedKey } from "@libp2p/pnet";
+import { clusterKeyProtector } from "./pnet.js";
 import { multiaddr } from "@multiformats/multiaddr";
 import { Channel } from "../../channels/channel.js";
 import { CHANNELS } from "../../channels/specs.js";
@@ -35,7 +35,7 @@ export async function openClusterClient(join: string, clusterKey: Uint8Array | u
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    ...(clusterKey ? { connectionProtector: preSharedKey({ psk: clusterKey }) } : {}),
+    ...(clusterKey ? { connectionProtector: clusterKeyProtector(clusterKey) } : {}),
     services: { identify: identify() },
   });
   const channels = { coordination: new Channel(node, CHANNELS.coordination), inference: new Channel(node, CHANNELS.inference) };

@@ -10,7 +10,7 @@ import { yamux } from "@libp2p/yamux";
 import { identify } from "@libp2p/identify";
 import { ping } from "@libp2p/ping";
 import { gossipsub, type GossipSub } from "@libp2p/gossipsub";
-import { preSharedKey } from "@libp2p/pnet";
+import { clusterKeyProtector } from "./pnet.js";
 import { multiaddr } from "@multiformats/multiaddr";
 import type { Libp2p as AnyLibp2p, PeerId, PrivateKey } from "@libp2p/interface";
 import { z, type ZodType } from "zod";
@@ -267,7 +267,7 @@ export class Peer {
       connectionEncrypters: [noise()],
       // Small per-stream windows keep bulk transfers from holding the connection (STACK.md).
       streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 256 * 1024 } })],
-      ...(options.clusterKey ? { connectionProtector: preSharedKey({ psk: options.clusterKey }) } : {}),
+      ...(options.clusterKey ? { connectionProtector: clusterKeyProtector(options.clusterKey) } : {}),
       connectionManager: { inboundConnectionThreshold: 1000, maxConnections: 1000 },
       // libp2p pings every connection and aborts it after a 5 s (minimum) miss: any event-loop
       // stall that long (seen at load average 20 on 2 cores) killed healthy connections. The
