@@ -7,18 +7,28 @@
 // that long, and a coordination frame behind it waits. libsodium (sodium-native) does the same
 // cipher in 0.03 ms per 64 KiB; incoming bytes are deciphered in place (socket read buffers are
 // ours alone), outgoing ones in one pass into one buffer.
+import { createRequire } from "node:module";
 import type { AbortOptions, ConnectionProtector, MultiaddrConnection } from "@libp2p/interface";
+import { preSharedKey } from "@libp2p/pnet";
 import { AbstractMultiaddrConnection, byteStream } from "@libp2p/utils";
-import sodium from "sodium-native";
+import type Sodium from "sodium-native";
 import type { Uint8ArrayList } from "uint8arraylist";
 import { DspexError } from "../engine/errors.js";
+
+/** libsodium, or undefined where sodium-native has no binary for this platform (then @libp2p/pnet does the work, slower). */
+const sodium: typeof Sodium | undefined = (() => {
+  try {
+    const s = createRequire(import.meta.url)("sodium-native") as typeof Sodium;
+    return s.crypto_stream_PRIMITIVE === "xsalsa20" ? s : undefined;
+  } catch {
+    return undefined;
+  }
+})();
 
 const NONCE_BYTES = 24;
 const KEY_BYTES = 32;
 /** Time allowed for the nonce exchange when the caller gives no signal. */
 const HANDSHAKE_TIMEOUT_MS = 5_000;
-
-if (sodium.crypto_stream_PRIMITIVE !== "xsalsa20") throw new Error(`sodium-native's crypto_stream is ${sodium.crypto_stream_PRIMITIVE}, pnet needs xsalsa20`);
 
 /** The 32-byte key inside a swarm.key file ("/key/swarm/psk/1.0.0/\n/base16/\n<64 hex>"). */
 export function decodeClusterKey(file: Uint8Array): Uint8Array {
@@ -31,13 +41,18 @@ export function decodeClusterKey(file: Uint8Array): Uint8Array {
 }
 
 class XSalsa20 {
-  private readonly state = Buffer.alloc(sodium.crypto_stream_xor_STATEBYTES);
-  constructor(nonce: Uint8Array, key: Uint8Array) {
-    sodium.crypto_stream_xor_init(this.state, nonce, key);
+  private readonly state: Buffer;
+  constructor(
+    private readonly lib: typeof Sodium,
+    nonce: Uint8Array,
+    key: Uint8Array,
+  ) {
+    this.state = Buffer.alloc(lib.crypto_stream_xor_STATEBYTES);
+    lib.crypto_stream_xor_init(this.state, nonce, key);
   }
   /** XOR the next keystream bytes into `out` (may be `input` itself). */
   xor(input: Uint8Array, out: Uint8Array): void {
-    sodium.crypto_stream_xor_update(this.state, out, input);
+    this.lib.crypto_stream_xor_update(this.state, out, input);
   }
 }
 
@@ -47,13 +62,14 @@ class PrivateConnection extends AbstractMultiaddrConnection {
 
   constructor(
     private readonly raw: MultiaddrConnection,
+    lib: typeof Sodium,
     key: Uint8Array,
     localNonce: Uint8Array,
     remoteNonce: Uint8Array,
   ) {
     super({ remoteAddr: raw.remoteAddr, direction: raw.direction, log: raw.log.newScope("pnet") });
-    this.inbound = new XSalsa20(remoteNonce, key);
-    this.outbound = new XSalsa20(localNonce, key);
+    this.inbound = new XSalsa20(lib, remoteNonce, key);
+    this.outbound = new XSalsa20(lib, localNonce, key);
     raw.addEventListener("message", (evt) => {
       // Socket read buffers belong to this connection alone: decipher them in place.
       const data = evt.data;
@@ -108,7 +124,10 @@ class ClusterKeyProtector implements ConnectionProtector {
   readonly [Symbol.toStringTag] = "dspex/pnet";
   private readonly key: Uint8Array;
 
-  constructor(keyFile: Uint8Array) {
+  constructor(
+    private readonly lib: typeof Sodium,
+    keyFile: Uint8Array,
+  ) {
     this.key = decodeClusterKey(keyFile);
     if (this.key.length !== KEY_BYTES) throw new DspexError("config", "cluster key must be 32 bytes");
   }
@@ -118,12 +137,19 @@ class ClusterKeyProtector implements ConnectionProtector {
     const localNonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
     const bytes = byteStream(connection);
     const [remote] = await Promise.all([bytes.read({ bytes: NONCE_BYTES, signal }), bytes.write(localNonce, { signal })]);
-    return new PrivateConnection(bytes.unwrap(), this.key, localNonce, remote.subarray());
+    return new PrivateConnection(bytes.unwrap(), this.lib, this.key, localNonce, remote.subarray());
   }
 }
 
 /** libp2p connectionProtector for a cluster key file's bytes (the same wire protocol as @libp2p/pnet's preSharedKey). */
 export function clusterKeyProtector(keyFile: Uint8Array): () => ConnectionProtector {
-  const protector = new ClusterKeyProtector(keyFile);
+  if (!sodium) {
+    decodeClusterKey(keyFile); // the same clear error for a bad key file
+    return preSharedKey({ psk: keyFile });
+  }
+  const protector = new ClusterKeyProtector(sodium, keyFile);
   return () => protector;
 }
+
+/** Which XSalsa20 this process uses for the private network (status and tests). */
+export const pnetCipher: "libsodium" | "wasm" = sodium ? "libsodium" : "wasm";
