@@ -29,9 +29,9 @@
 //   its roomier initial limit, which hides the full-GC storms gc_tuning.ts is about).
 //   --no-gc-tuning: both ends without that tuning, for the comparison.
 //
-// The remote peer is this file run with --serve (a Peer, like `dspex peer`, plus two bench
-// methods on the coordination channel: bench.ping stamps the remote clock, bench.stats
-// reports the remote's event-loop delay and GC pauses since the last call).
+// The remote peer is this file run with --serve (a Peer, like `dspex peer`, plus bench methods
+// on the coordination channel: bench.ping stamps the remote clock, bench.stats reports the
+// remote's event-loop delay and GC pauses since the last call, bench.gc runs full GCs).
 import "../src/util/polyfill.js";
 import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -85,7 +85,7 @@ function processStats() {
   eld.enable();
   let gc: number[] = [];
   let gcMajor: number[] = [];
-  /** Major GCs by V8's callback flags (32: started by external-memory pressure, 4: forced). */
+  /** Major GCs by V8's GC callback flags (4 forced, 32 external memory, 64 started by a task once the heap neared its limit). */
   let gcMajorFlags: Record<string, number> = {};
   /** GC pauses as [start (clock()), end], to attribute slow pings. */
   let pauses: Array<[number, number]> = [];

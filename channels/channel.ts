@@ -300,8 +300,8 @@ export class Channel {
   }
 
   private async writeParts(out: Writer, bytes: Uint8Array, chunk: number, peer: string): Promise<void> {
-    // Raw part frames (first byte PART_MORE / PART_LAST, then data): no CBOR per part;
-    // a CBOR envelope (a map) never starts with these bytes.
+    // Raw part frames (a flag byte, the message length in the first one, then data): no CBOR
+    // per part; a CBOR envelope (a map) never starts with these bytes.
     const window = this.spec.bulkWindowBytes ?? Infinity;
     // The first part gives up room for the length, so every part frame is the same size.
     for (let off = 0, size = chunk - (PART_FIRST_HEADER - 1); off < bytes.length; off += size, size = chunk) {
