@@ -5,7 +5,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { peerIdFromPublicKey } from "@libp2p/peer-id";
+import { peerIdFromPublicKey, peerIdFromString } from "@libp2p/peer-id";
+import { stashReplySchema } from "../../src/cluster/jobs/wire.js";
 import { z } from "zod";
 import { Peer } from "../../src/cluster/peer.js";
 import { loadOrCreateIdentity, newClusterKey } from "../../src/cluster/keys.js";
@@ -72,6 +73,25 @@ describe("distributed jobs", () => {
     expect(Object.keys(r.stats.perPeer).length).toBe(3);
     expect(Object.values(r.stats.perPeer).reduce((a, b) => a + b, 0)).toBe(300);
     expect(seen.length).toBeGreaterThan(0);
+  });
+
+  it("workers keep a job's recent results for a new coordinator to collect (task.stash), and only that job's", { timeout: 60_000 }, async () => {
+    const devset = arithmeticSet(60, 21);
+    const program = new ChainOfThought("question -> answer");
+    const r = await ClusterJobs.local(follower().jobs!).evaluate(program, devset, { metric: "exact_match" });
+    const asker = members[0].peer;
+    const stashes = await Promise.all(
+      members.map(async (m) => (m.peer === asker ? m.jobs!["worker"].stashed(r.jobId) : stashReplySchema.parse(await asker.channels.inference.request(peerIdFromString(m.peer.id), "task.stash", { job: r.jobId })))),
+    );
+    const keys = new Set(stashes.flatMap((s) => s.results.map((x) => x.key)));
+    // Every distinct task's result is in some worker's stash (keys are content keys: equal
+    // examples share one).
+    expect(r.errors).toBe(0);
+    expect(keys.size).toBe(new Set(devset.map((e) => JSON.stringify(e.toDict()))).size);
+    expect(keys.size).toBeGreaterThan(40);
+    expect(stashes.every((s) => s.results.every((x) => x.result.ok))).toBe(true);
+    const other = stashReplySchema.parse(await asker.channels.inference.request(peerIdFromString(members[1].peer.id), "task.stash", { job: "no-such-job" }));
+    expect(other.results).toEqual([]);
   });
 
   it("compiles on the cluster to the same program as a local compile", { timeout: 60_000 }, async () => {

@@ -28,7 +28,10 @@ import { JobError } from "./errors.js";
 import { ProviderBudgets } from "./limits.js";
 import { WorkerPool, askInfo, type Question } from "./pool.js";
 import { TaskWorker } from "./worker.js";
-import { MAX_SPEC_BYTES, jobIdSchema, jobSpecSchema, resultPageSchema, submitSchema, type JobProgress, type JobSpec, type JobStatusReply } from "./wire.js";
+import { MAX_SPEC_BYTES, jobIdSchema, jobSpecSchema, resultPageSchema, stashReplySchema, submitSchema, type JobProgress, type JobSpec, type JobStatusReply, type StashReply } from "./wire.js";
+
+/** How long a resuming coordinator waits for each worker's stash of finished results. */
+const STASH_COLLECT_TIMEOUT_MS = 3_000;
 
 export interface JobServiceOptions {
   lm?: LM;
@@ -276,6 +279,34 @@ export class JobService {
   }
 
   /**
+   * Results of `jobId` that workers (this peer's included) computed recently, by task content
+   * key, except those already in `known`; added to `known`. Workers that do not answer within
+   * a few seconds are skipped: their tasks just run again.
+   */
+  private async collectStashes(jobId: string, known: Map<string, TaskResult>): Promise<Map<string, TaskResult>> {
+    const found = new Map<string, TaskResult>();
+    const take = (reply: StashReply) => {
+      for (const { key, result } of reply.results) {
+        if (known.has(key) || !result.ok) continue;
+        known.set(key, result as TaskResult);
+        found.set(key, result as TaskResult);
+      }
+    };
+    take(this.worker.stashed(jobId));
+    const peers = await this.peer.dspexPeers().catch(() => []);
+    await Promise.all(
+      peers.map(async (p) => {
+        try {
+          take(stashReplySchema.parse(await this.peer.channels.inference.request(p, "task.stash", { job: jobId }, { timeoutMs: STASH_COLLECT_TIMEOUT_MS })));
+        } catch {
+          // Gone, slow, or an older peer without a stash.
+        }
+      }),
+    );
+    return found;
+  }
+
+  /**
    * Run a job's spec over the cluster, replaying checkpointed results. With `checkpoint`
    * off it only rebuilds a finished job's outputs from its checkpoints.
    */
@@ -284,6 +315,13 @@ export class JobService {
     const replay = new Map<string, TaskResult>();
     for (const b of job.checkpoints) for (const t of b.tasks) if (t.result !== undefined) replay.set(t.taskId, t.result as unknown as TaskResult);
     const checkpointer = checkpoint ? new Checkpointer(this.raft!, job.jobId, this.options.checkpointBatch ?? 25, this.options.checkpointMs ?? 100) : undefined;
+    // A job that ran before under another coordinator: the replies its workers sent to that
+    // coordinator after the last checkpoint were lost with it, but the workers kept them.
+    if (checkpointer && job.checkpoints.length > 0) {
+      const found = await this.collectStashes(job.jobId, replay);
+      for (const [key, r] of found) checkpointer.add(key, r);
+      if (found.size > 0) this.log.info("job results collected from workers", { job: job.jobId, results: found.size });
+    }
     const pool = new WorkerPool(this.peer, this.worker, questionOf(spec), this.options.lm !== undefined);
     const executor = new ClusterExecutor(pool, {
       ...spec.options,

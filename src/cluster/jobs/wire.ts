@@ -49,6 +49,11 @@ export const taskResultSchema = z.strictObject({
 export const runTaskReplySchema = z.union([z.strictObject({ result: taskResultSchema }), z.strictObject({ missingProgram: z.literal(true) })]);
 export type RunTaskReply = z.infer<typeof runTaskReplySchema>;
 
+/** A new coordinator → workers: the job's results they computed recently (their replies may have gone to a dead coordinator). */
+export const stashRequestSchema = z.strictObject({ job: z.string().max(256) });
+export const stashReplySchema = z.strictObject({ results: z.array(z.strictObject({ key: z.string().max(128), result: taskResultSchema })).max(10_000) });
+export type StashReply = z.infer<typeof stashReplySchema>;
+
 /** What a coordinator asks a worker before leasing it tasks of a job. */
 export const workerInfoSchema = z.strictObject({ metric: name.optional(), modules: z.array(name).max(1000).optional() });
 export const workerInfoReplySchema = z.strictObject({

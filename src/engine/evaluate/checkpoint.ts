@@ -121,18 +121,23 @@ export class TaskKeys {
   }
 
   key(t: Task): string {
-    return sha256(
-      stableJson({
-        program: this.program(t.program),
-        example: t.example,
-        inputKeys: t.inputKeys,
-        metric: t.metric ?? null,
-        config: t.config ?? null,
-        trace: !!t.trace,
-        exclude: !!t.excludeExampleFromDemos,
-      }),
-    );
+    return taskContentKey(this.program(t.program), t);
   }
+}
+
+/** A task's content key given its program's key: what a result is checkpointed and replayed under. */
+export function taskContentKey(programKey: string, t: Omit<Task, "id" | "program">): string {
+  return sha256(
+    stableJson({
+      program: programKey,
+      example: t.example,
+      inputKeys: t.inputKeys,
+      metric: t.metric ?? null,
+      config: t.config ?? null,
+      trace: !!t.trace,
+      exclude: !!t.excludeExampleFromDemos,
+    }),
+  );
 }
 
 function stripMeta(p: ProgramJSON): unknown {
