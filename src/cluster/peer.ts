@@ -139,45 +139,29 @@ class TrackedChannel extends Channel {
   ) {
     super(node, spec);
   }
-  override async request<R = unknown>(peer: PeerId, method: string, body: unknown, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<R> {
-    if (INFRA_METHODS.has(method)) return super.request<R>(peer, method, body, options);
-    const done = this.activity.begin(peer.toString());
+  /** Runs `fn` as application activity with `peer` (what keeps an overlay-unwanted connection open), unless `method` is infrastructure. */
+  private async tracked<T>(peer: string, method: string, fn: () => Promise<T>): Promise<T> {
+    if (INFRA_METHODS.has(method)) return fn();
+    const done = this.activity.begin(peer);
     try {
-      return await super.request<R>(peer, method, body, options);
+      return await fn();
     } finally {
       done();
     }
   }
-  override async send(peer: PeerId, method: string, body: unknown, signal?: AbortSignal): Promise<void> {
-    if (INFRA_METHODS.has(method)) return super.send(peer, method, body, signal);
-    const done = this.activity.begin(peer.toString());
-    try {
-      await super.send(peer, method, body, signal);
-    } finally {
-      done();
-    }
+  override request<R = unknown>(peer: PeerId, method: string, body: unknown, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<R> {
+    return this.tracked(peer.toString(), method, () => super.request<R>(peer, method, body, options));
+  }
+  override send(peer: PeerId, method: string, body: unknown, signal?: AbortSignal): Promise<void> {
+    return this.tracked(peer.toString(), method, () => super.send(peer, method, body, signal));
   }
   override handle<B>(method: string, schema: ZodType<B>, fn: (body: B, ctx: { peer: string }) => unknown | Promise<unknown>): void {
     if (INFRA_METHODS.has(method)) return super.handle(method, schema, fn);
-    super.handle(method, schema, async (body, ctx) => {
-      const done = this.activity.begin(ctx.peer);
-      try {
-        return await fn(body, ctx);
-      } finally {
-        done();
-      }
-    });
+    super.handle(method, schema, (body, ctx) => this.tracked(ctx.peer, method, async () => fn(body, ctx)));
   }
   override on<B>(method: string, schema: ZodType<B>, fn: (body: B, ctx: { peer: string }) => void | Promise<void>): void {
     if (INFRA_METHODS.has(method)) return super.on(method, schema, fn);
-    super.on(method, schema, async (body, ctx) => {
-      const done = this.activity.begin(ctx.peer);
-      try {
-        await fn(body, ctx);
-      } finally {
-        done();
-      }
-    });
+    super.on(method, schema, (body, ctx) => this.tracked(ctx.peer, method, async () => fn(body, ctx)));
   }
 }
 
