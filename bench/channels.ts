@@ -309,15 +309,11 @@ async function main(): Promise<void> {
     backP50: pct(c.back, 50),
     backP99: pct(c.back, 99),
   });
-  const summary = (xs: Sample[]) => ({
-    p50: pct(xs.map((s) => s.rtt), 50),
-    p99: pct(xs.map((s) => s.rtt), 99),
-    max: pct(xs.map((s) => s.rtt), 100),
-    fwdP50: pct(xs.map((s) => s.fwd), 50),
-    fwdP99: pct(xs.map((s) => s.fwd), 99),
-    backP50: pct(xs.map((s) => s.back), 50),
-    backP99: pct(xs.map((s) => s.back), 99),
-  });
+  const summary = (xs: Sample[]) => {
+    const c = columns();
+    keep(c, xs);
+    return columnSummary(c);
+  };
 
   for (let round = 0; round < ROUNDS; round++) {
     const idleFirst = round % 2 === 0;
